@@ -1,0 +1,85 @@
+"""wxlogistics: an async client for WeChat's logistics API (物流助手).
+
+Everything public is importable from here; the modules behind it are private.
+"""
+
+from ._client import AsyncLogistics
+from ._constants import (
+    DEFAULT_BASE_URL,
+    DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_TIMEOUT,
+    __version__,
+)
+from ._exceptions import (
+    AccessTokenError,
+    AlreadyCancelledError,
+    APIError,
+    CarrierError,
+    ClientClosedError,
+    CredentialsError,
+    DeliveryNotFoundError,
+    InvalidArgumentError,
+    OrderNotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
+    RequestTimeoutError,
+    ResponseError,
+    SystemBusyError,
+    TransportError,
+    ValidationError,
+    WaybillHasTracesError,
+    WaybillNotFoundError,
+    WxLogisticsError,
+)
+from ._models import CancelOrderRequest, CancelOrderResult
+from ._redact import RedactingFilter
+from ._retry import RetryPolicy
+from ._tokens import (
+    AccessToken,
+    ClassicTokenSource,
+    IssuedToken,
+    StableTokenSource,
+    TokenCache,
+    TokenEndpoint,
+    TokenSource,
+)
+
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "DEFAULT_MAX_CONNECTIONS",
+    "DEFAULT_MAX_RETRIES",
+    "DEFAULT_TIMEOUT",
+    "APIError",
+    "AccessToken",
+    "AccessTokenError",
+    "AlreadyCancelledError",
+    "AsyncLogistics",
+    "CancelOrderRequest",
+    "CancelOrderResult",
+    "CarrierError",
+    "ClassicTokenSource",
+    "ClientClosedError",
+    "CredentialsError",
+    "DeliveryNotFoundError",
+    "InvalidArgumentError",
+    "IssuedToken",
+    "OrderNotFoundError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "RedactingFilter",
+    "RequestTimeoutError",
+    "ResponseError",
+    "RetryPolicy",
+    "StableTokenSource",
+    "SystemBusyError",
+    "TokenCache",
+    "TokenEndpoint",
+    "TokenSource",
+    "TransportError",
+    "ValidationError",
+    "WaybillHasTracesError",
+    "WaybillNotFoundError",
+    "WxLogisticsError",
+    "__version__",
+]

@@ -1,0 +1,249 @@
+"""``AsyncLogistics``: the client users hold."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from types import TracebackType
+from typing import Literal
+
+import httpx
+
+from ._constants import (
+    DEFAULT_BASE_URL,
+    DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_TIMEOUT,
+    __version__,
+)
+from ._endpoints import CANCEL_ORDER
+from ._exceptions import ClientClosedError, ValidationError
+from ._models import CancelOrderRequest, CancelOrderResult, check_id
+from ._redact import install_httpx_log_filter
+from ._retry import RetryPolicy
+from ._tokens import (
+    DEFAULT_FETCH_TIMEOUT,
+    DEFAULT_REFRESH_MARGIN,
+    ClassicTokenSource,
+    StableTokenSource,
+    TokenCache,
+    TokenSource,
+)
+from ._transport import Transport, encode_json
+
+__all__ = ["AsyncLogistics"]
+
+
+def _resolve_timeout(timeout: float | httpx.Timeout) -> httpx.Timeout:
+    if isinstance(timeout, httpx.Timeout):
+        resolved = timeout
+    elif isinstance(timeout, (int, float)) and not isinstance(timeout, bool) and timeout > 0:
+        resolved = httpx.Timeout(timeout, connect=min(float(timeout), DEFAULT_CONNECT_TIMEOUT))
+    else:
+        raise ValidationError(f"timeout must be a positive number or an httpx.Timeout: {timeout!r}")
+    parts = (resolved.connect, resolved.read, resolved.write, resolved.pool)
+    if any(part is None for part in parts):
+        raise ValidationError(
+            "every part of the timeout must be set: wxlogistics never waits forever"
+        )
+    return resolved
+
+
+class AsyncLogistics:
+    """An async client for WeChat's logistics API (物流助手).
+
+    ::
+
+        async with AsyncLogistics(appid="wx...", secret="...") as client:
+            result = await client.cancel_order(
+                order_id="01234567890123456789", delivery_id="SF", waybill_id="123456789"
+            )
+
+    One instance is safe to share between any number of concurrent tasks, and should be: it
+    holds the connection pool and the access-token cache. Create it inside the event loop
+    that uses it (asyncio or trio), and close it with ``aclose()`` or ``async with``.
+
+    Args:
+        appid: The mini program's AppID; defaults to the ``WX_APPID`` environment variable.
+        secret: The AppSecret; defaults to ``WX_SECRET``. Never shown in reprs or errors.
+        base_url: The API host (point it at a sandbox or a proxy).
+        timeout: Seconds per read/write/pool wait (connect: at most 5 s), or an
+            ``httpx.Timeout`` with every part set. Applied to every request, also on a
+            client passed as ``http_client``. There is no way to turn timeouts off.
+        max_retries: Retries after the first attempt; see :class:`RetryPolicy`.
+        retry_policy: Full control over retries; overrides ``max_retries``.
+        token_source: ``"stable"`` (default, ``/cgi-bin/stable_token``), ``"classic"``
+            (``/cgi-bin/token``) or any :class:`TokenSource`.
+        max_connections: Requests in flight at once; more callers queue in the client.
+        http_client: An ``httpx.AsyncClient`` to send through. The client does not close it.
+        token_refresh_margin: Refresh a token this many seconds before it expires.
+        clock: Monotonic clock for token expiry (for tests).
+    """
+
+    def __init__(
+        self,
+        appid: str | None = None,
+        secret: str | None = None,
+        *,
+        base_url: str = DEFAULT_BASE_URL,
+        timeout: float | httpx.Timeout = DEFAULT_TIMEOUT,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        retry_policy: RetryPolicy | None = None,
+        token_source: TokenSource | Literal["stable", "classic"] = "stable",
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        http_client: httpx.AsyncClient | None = None,
+        token_refresh_margin: float = DEFAULT_REFRESH_MARGIN,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        if not isinstance(base_url, str) or not base_url.startswith(("https://", "http://")):
+            raise ValidationError(f"base_url must be an http(s) URL: {base_url!r}")
+        if isinstance(max_connections, bool) or not isinstance(max_connections, int):
+            raise ValidationError("max_connections must be an int")
+        if max_connections < 1:
+            raise ValidationError("max_connections must be at least 1")
+        resolved_timeout = _resolve_timeout(timeout)
+        if retry_policy is None:
+            if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+                raise ValidationError(f"max_retries must be an int >= 0: {max_retries!r}")
+            retry_policy = RetryPolicy(max_retries=max_retries)
+
+        source: TokenSource
+        secrets: tuple[str, ...] = ()
+        if isinstance(token_source, str):
+            appid = appid if appid is not None else os.environ.get("WX_APPID")
+            secret = secret if secret is not None else os.environ.get("WX_SECRET")
+            if appid is None or secret is None:
+                raise ValidationError(
+                    "appid and secret are required (arguments, or WX_APPID and WX_SECRET)"
+                )
+            check_id("appid", appid)
+            check_id("secret", secret)
+            if token_source == "stable":
+                source = StableTokenSource(appid=appid, secret=secret)
+            elif token_source == "classic":
+                source = ClassicTokenSource(appid=appid, secret=secret)
+            else:
+                raise ValidationError(
+                    f"token_source must be 'stable', 'classic' or a TokenSource: {token_source!r}"
+                )
+            secrets = (secret,)
+        elif isinstance(token_source, TokenSource):
+            source = token_source
+            secret_attr = getattr(token_source, "secret", None)
+            if isinstance(secret_attr, str):
+                secrets = (secret_attr,)
+        else:
+            raise ValidationError(
+                f"token_source must be 'stable', 'classic' or a TokenSource: {token_source!r}"
+            )
+        self.appid: str | None = getattr(source, "appid", None)
+        """The AppID tokens are fetched for (None for sources that do not say)."""
+
+        self._owns_http = http_client is None
+        if http_client is None:
+            http_client = httpx.AsyncClient(
+                timeout=resolved_timeout,
+                limits=httpx.Limits(
+                    max_connections=max_connections, max_keepalive_connections=max_connections
+                ),
+            )
+        self._closed = False
+        self._tokens = TokenCache(
+            source,
+            refresh_margin=token_refresh_margin,
+            fetch_timeout=DEFAULT_FETCH_TIMEOUT,
+            **({"clock": clock} if clock is not None else {}),
+        )
+        self._transport = Transport(
+            http=http_client,
+            base_url=base_url,
+            timeout=resolved_timeout,
+            retry=retry_policy,
+            tokens=self._tokens,
+            max_concurrency=max_connections,
+            secrets=secrets,
+            user_agent=f"wxlogistics/{__version__}",
+        )
+        install_httpx_log_filter()
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open"
+        return f"<AsyncLogistics appid={self.appid!r} base_url={self.base_url!r} {state}>"
+
+    @property
+    def base_url(self) -> str:
+        """The API host requests go to."""
+        return self._transport.base_url
+
+    @property
+    def http_client(self) -> httpx.AsyncClient:
+        """The ``httpx.AsyncClient`` requests go through."""
+        return self._transport.http
+
+    @property
+    def tokens(self) -> TokenCache:
+        """The access-token cache (``tokens.fetch_count``, ``tokens.clear()``)."""
+        return self._tokens
+
+    @property
+    def is_closed(self) -> bool:
+        """True after :meth:`aclose`."""
+        return self._closed
+
+    async def aclose(self) -> None:
+        """Close the client. Idempotent; closes the HTTP client only if this client made it."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._owns_http:
+            await self._transport.http.aclose()
+
+    async def __aenter__(self) -> AsyncLogistics:
+        if self._closed:
+            raise ClientClosedError("this AsyncLogistics is closed; create a new one")
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    # -- API -----------------------------------------------------------------------------------
+
+    async def cancel_order(
+        self,
+        *,
+        order_id: str,
+        delivery_id: str,
+        waybill_id: str,
+        openid: str | None = None,
+    ) -> CancelOrderResult:
+        """Cancel a waybill (cancelOrder).
+
+        Sends ``POST /cgi-bin/express/business/order/cancel`` with exactly these fields
+        (``openid`` left out when None). Safe to repeat, so timeouts, 5xx and -1 are retried.
+
+        Raises:
+            ValidationError: an id is missing, empty, blank or not a str (nothing is sent).
+            WaybillHasTracesError: 9300506, the parcel already moved.
+            AlreadyCancelledError: 9300524, already cancelled (also after a retried success).
+            WaybillNotFoundError, OrderNotFoundError, CarrierError, APIError: other refusals.
+            TransportError, ResponseError: the network or the answer failed, after retries.
+        """
+        request = CancelOrderRequest(
+            order_id=order_id, delivery_id=delivery_id, waybill_id=waybill_id, openid=openid
+        )
+        return await self.cancel(request)
+
+    async def cancel(self, request: CancelOrderRequest) -> CancelOrderResult:
+        """Cancel the waybill described by an already-validated :class:`CancelOrderRequest`."""
+        if self._closed:
+            raise ClientClosedError("this AsyncLogistics is closed; create a new one")
+        payload = await self._transport.call(CANCEL_ORDER, encode_json(request.to_body()))
+        return CancelOrderResult.from_api(payload)

@@ -1,0 +1,284 @@
+"""Every exception wxlogistics raises.
+
+The tree::
+
+    WxLogisticsError
+    ├── ValidationError            bad arguments, raised before any request (also a ValueError)
+    ├── ClientClosedError          the client was used after aclose() (also a RuntimeError)
+    ├── TransportError             the request failed on the network, after retries
+    │   └── RequestTimeoutError    ... because a timeout fired
+    ├── ResponseError              unexpected HTTP status, or a body that is not a JSON object
+    └── APIError                   WeChat answered with a non-zero errcode
+        ├── SystemBusyError        -1: system busy (retried for calls safe to repeat)
+        ├── AccessTokenError       40001, 40014, 42001: token invalid or expired, after one replay
+        ├── CredentialsError       token endpoint refused the appid/secret (40013, 40125, 40164...)
+        ├── PermissionDeniedError  48001, 48004, 61007: API not authorised for this account
+        ├── RateLimitError         45009 (daily, never retried), 45011, 9300509, 9300537
+        ├── InvalidArgumentError   930561, 9300526: WeChat rejected an argument
+        ├── DeliveryNotFoundError  9300503, 9300520: unknown delivery_id
+        ├── OrderNotFoundError     930563: no such order
+        ├── WaybillNotFoundError   40199: no such waybill
+        ├── WaybillHasTracesError  9300506: the parcel has moved, it can no longer be cancelled
+        ├── AlreadyCancelledError  9300524: cancel refused, usually because it was already cancelled
+        └── CarrierError           9300501: the carrier refused; see ``delivery_resultcode``
+
+Messages read like ``[40199] waybill id not exist (rid: 6a1b...)``. No exception carries the
+access token or the app secret: not in its message, its attributes, nor its chained cause.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any
+
+__all__ = [
+    "AccessTokenError",
+    "APIError",
+    "AlreadyCancelledError",
+    "CarrierError",
+    "ClientClosedError",
+    "CredentialsError",
+    "DeliveryNotFoundError",
+    "InvalidArgumentError",
+    "OrderNotFoundError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "RequestTimeoutError",
+    "ResponseError",
+    "SystemBusyError",
+    "TransportError",
+    "ValidationError",
+    "WaybillHasTracesError",
+    "WaybillNotFoundError",
+    "WxLogisticsError",
+]
+
+_RID_RE = re.compile(r"rid:\s*([0-9A-Za-z-]+)")
+
+
+class WxLogisticsError(Exception):
+    """Base class of every exception raised by wxlogistics."""
+
+
+class ValidationError(WxLogisticsError, ValueError):
+    """An argument is missing or malformed; raised before any request is sent."""
+
+
+class ClientClosedError(WxLogisticsError, RuntimeError):
+    """The client was used after :meth:`AsyncLogistics.aclose`."""
+
+
+class TransportError(WxLogisticsError):
+    """The request could not be completed on the network (after any retries).
+
+    ``path`` is the API path (never the query, which holds the token).
+    ``may_have_been_sent`` is False when the request certainly never reached WeChat (connect
+    failures, pool timeouts), which makes it safe to retry any call.
+    The chained ``__cause__`` is a copy of the httpx exception with secrets removed.
+    """
+
+    def __init__(self, message: str, *, path: str = "", may_have_been_sent: bool = True) -> None:
+        super().__init__(message)
+        self.path = path
+        self.may_have_been_sent = may_have_been_sent
+
+
+class RequestTimeoutError(TransportError):
+    """A connect, read, write or pool timeout fired (after any retries)."""
+
+
+class ResponseError(WxLogisticsError):
+    """WeChat answered with an unexpected HTTP status, or a body that is not a JSON object.
+
+    Attributes: ``status_code``, ``path``, and ``body`` (the first 2,000 characters of the body).
+    """
+
+    def __init__(self, message: str, *, status_code: int, path: str = "", body: str = "") -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.path = path
+        self.body = body
+
+
+class APIError(WxLogisticsError):
+    """WeChat answered with a non-zero ``errcode``.
+
+    Attributes: ``errcode``, ``errmsg``, ``rid`` (the trace id WeChat appends to ``errmsg``,
+    quote it in support tickets; ``None`` when absent), ``payload`` (the whole decoded body)
+    and ``path``.
+    """
+
+    def __init__(
+        self,
+        errcode: int,
+        errmsg: str = "",
+        *,
+        payload: dict[str, Any] | None = None,
+        path: str = "",
+    ) -> None:
+        self.errcode = errcode
+        self.errmsg = errmsg
+        self.payload: dict[str, Any] = payload if payload is not None else {}
+        self.path = path
+        match = _RID_RE.search(errmsg)
+        self.rid: str | None = match.group(1) if match else None
+        super().__init__(errcode, errmsg)
+
+    def __str__(self) -> str:
+        text = _RID_RE.sub("", self.errmsg).strip().rstrip(",;").strip() or "(no errmsg)"
+        return f"[{self.errcode}] {text}" + (f" (rid: {self.rid})" if self.rid else "")
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(errcode={self.errcode!r}, errmsg={self.errmsg!r})"
+
+
+class SystemBusyError(APIError):
+    """errcode -1: WeChat is busy. Retried automatically for calls that are safe to repeat."""
+
+
+class AccessTokenError(APIError):
+    """40001, 40014 or 42001: the access token was refused even after one refresh and replay."""
+
+
+class CredentialsError(APIError):
+    """The token endpoint refused to issue a token.
+
+    Wrong appid or secret (40001, 40013, 40125), caller IP not whitelisted (40164), frozen
+    secret (40243), account punished (50004) and the like. Never retried: fix the configuration.
+    """
+
+
+class PermissionDeniedError(APIError):
+    """48001, 48004, 61007: this account (or token type) may not call this API."""
+
+
+class RateLimitError(APIError):
+    """A rate limit or quota was hit: 45009 (daily), 45011 (per minute), 9300509, 9300537.
+
+    ``retry_after`` is the suggested wait in seconds, or ``None`` for the daily quota (45009),
+    which is never retried: it resets the next day (or via WeChat's ``clear_quota``).
+    """
+
+    def __init__(
+        self,
+        errcode: int,
+        errmsg: str = "",
+        *,
+        payload: dict[str, Any] | None = None,
+        path: str = "",
+    ) -> None:
+        super().__init__(errcode, errmsg, payload=payload, path=path)
+        self.retry_after: float | None
+        if errcode == 45009:
+            self.retry_after = None
+        elif errcode == 45011:
+            # "retry next minute": wait for the next wall-clock minute, plus a little slack.
+            self.retry_after = 60.0 - (time.time() % 60.0) + 0.5
+        else:
+            self.retry_after = 1.0
+
+
+class InvalidArgumentError(APIError):
+    """930561 (args error) or 9300526 (field length): WeChat rejected an argument."""
+
+
+class DeliveryNotFoundError(APIError):
+    """9300503 or 9300520: the ``delivery_id`` is not a known carrier."""
+
+
+class OrderNotFoundError(APIError):
+    """930563: WeChat knows no such order."""
+
+
+class WaybillNotFoundError(APIError):
+    """40199: WeChat knows no such waybill."""
+
+
+class WaybillHasTracesError(APIError):
+    """9300506: the waybill already has tracking events, so it can no longer be cancelled."""
+
+
+class AlreadyCancelledError(APIError):
+    """9300524: the cancel failed, usually because the waybill was already cancelled.
+
+    After an automatic retry of a cancel whose first answer was lost, this is what a
+    successful first attempt looks like: the waybill is cancelled either way.
+    """
+
+
+class CarrierError(APIError):
+    """9300501: the carrier refused the request.
+
+    ``delivery_resultcode`` and ``delivery_resultmsg`` carry the carrier's own reason
+    (e.g. 30002 already picked up, 30004 carrier does not support cancelling).
+    """
+
+    @property
+    def delivery_resultcode(self) -> int | None:
+        """The carrier's result code, if WeChat passed one on."""
+        value = self.payload.get("delivery_resultcode")
+        return value if isinstance(value, int) else None
+
+    @property
+    def delivery_resultmsg(self) -> str | None:
+        """The carrier's message, if WeChat passed one on."""
+        value = self.payload.get("delivery_resultmsg")
+        return value if isinstance(value, str) else None
+
+    def __str__(self) -> str:
+        base = super().__str__()
+        if self.delivery_resultcode is None:
+            return base
+        carrier = f"[{self.delivery_resultcode}] {self.delivery_resultmsg or ''}".rstrip()
+        return f"{base}; carrier said {carrier}"
+
+
+TOKEN_ERRCODES = frozenset({40001, 40014, 42001})
+"""Errcodes that mean the access token sent was refused (on business APIs)."""
+
+ERRCODE_CLASSES: dict[int, type[APIError]] = {
+    -1: SystemBusyError,
+    40001: AccessTokenError,
+    40014: AccessTokenError,
+    42001: AccessTokenError,
+    48001: PermissionDeniedError,
+    48004: PermissionDeniedError,
+    61007: PermissionDeniedError,
+    45009: RateLimitError,
+    45011: RateLimitError,
+    9300509: RateLimitError,
+    9300537: RateLimitError,
+    930561: InvalidArgumentError,
+    9300526: InvalidArgumentError,
+    9300503: DeliveryNotFoundError,
+    9300520: DeliveryNotFoundError,
+    930563: OrderNotFoundError,
+    40199: WaybillNotFoundError,
+    9300506: WaybillHasTracesError,
+    9300524: AlreadyCancelledError,
+    9300501: CarrierError,
+}
+"""Business-API errcode -> exception class. Codes not listed raise plain :class:`APIError`."""
+
+
+def api_error(errcode: int, errmsg: str, payload: dict[str, Any], path: str) -> APIError:
+    """Build the exception for a business API's errcode."""
+    cls = ERRCODE_CLASSES.get(errcode, APIError)
+    return cls(errcode, errmsg, payload=payload, path=path)
+
+
+def token_endpoint_error(errcode: int, errmsg: str, payload: dict[str, Any], path: str) -> APIError:
+    """Build the exception for an errcode from a token endpoint.
+
+    On ``/cgi-bin/token`` and ``/cgi-bin/stable_token`` 40001 means "wrong secret", so
+    everything but -1 (busy) and the rate limits is a :class:`CredentialsError`.
+    """
+    cls: type[APIError]
+    if errcode == -1:
+        cls = SystemBusyError
+    elif errcode in (45009, 45011):
+        cls = RateLimitError
+    else:
+        cls = CredentialsError
+    return cls(errcode, errmsg, payload=payload, path=path)

@@ -1,0 +1,110 @@
+"""Requests and results: frozen attrs records, built from wire data by ``from_api``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+from ._exceptions import ValidationError
+
+__all__ = ["CancelOrderRequest", "CancelOrderResult"]
+
+_MAX_ID_BYTES = 512  # order_id limit in the addOrder docs; no documented id is longer
+
+
+def check_id(name: str, value: object) -> str:
+    """Return ``value`` if it is a usable id string, else raise :class:`ValidationError`."""
+    if not isinstance(value, str):
+        raise ValidationError(f"{name} must be a str, not {type(value).__name__}")
+    if not value or value.isspace():
+        raise ValidationError(f"{name} must not be empty or blank")
+    if value != value.strip():
+        raise ValidationError(f"{name} must not start or end with white space: {value!r}")
+    if len(value) > _MAX_ID_BYTES // 4 and len(value.encode()) > _MAX_ID_BYTES:
+        raise ValidationError(f"{name} is longer than {_MAX_ID_BYTES} bytes")
+    return value
+
+
+def _check_optional_id(name: str, value: object) -> str | None:
+    return None if value is None else check_id(name, value)
+
+
+def _validate_required(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    check_id(attribute.name, value)
+
+
+def _validate_optional(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    _check_optional_id(attribute.name, value)
+
+
+@attrs.frozen(kw_only=True)
+class CancelOrderRequest:
+    """One waybill to cancel: the arguments of :meth:`AsyncLogistics.cancel_order`.
+
+    Validated on construction; a bad id raises :class:`ValidationError`.
+    """
+
+    order_id: str = attrs.field(validator=_validate_required)
+    """The merchant order id used when the waybill was created."""
+    delivery_id: str = attrs.field(validator=_validate_required)
+    """The carrier id, e.g. ``"SF"``."""
+    waybill_id: str = attrs.field(validator=_validate_required)
+    """The waybill number returned when the waybill was created."""
+    openid: str | None = attrs.field(default=None, validator=_validate_optional)
+    """The user's openid; optional (not needed for App/H5 orders)."""
+
+    def to_body(self) -> dict[str, str]:
+        """The JSON body WeChat expects: exactly the given fields, ``openid`` left out if None."""
+        body = {
+            "order_id": self.order_id,
+            "delivery_id": self.delivery_id,
+            "waybill_id": self.waybill_id,
+        }
+        if self.openid is not None:
+            body["openid"] = self.openid
+        return body
+
+
+def _optional_int(value: object) -> int | None:
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str):
+        try:
+            return int(value)
+        except ValueError:
+            return None
+    return None
+
+
+@attrs.frozen(kw_only=True)
+class CancelOrderResult:
+    """The answer to a successful cancel.
+
+    ``payload`` keeps the whole decoded body, so fields WeChat adds later are not lost.
+    """
+
+    errcode: int
+    """0 on success (WeChat may omit it; it is then 0 here)."""
+    errmsg: str
+    """WeChat's message, usually ``"ok"``; empty when WeChat sent none."""
+    delivery_resultcode: int | None
+    """The carrier's result code (0 = ok), or None when WeChat did not send one."""
+    delivery_resultmsg: str | None
+    """The carrier's message, or None when WeChat did not send one."""
+    payload: dict[str, Any] = attrs.field(repr=False, eq=False)
+    """The whole decoded JSON body."""
+
+    @classmethod
+    def from_api(cls, payload: dict[str, Any]) -> CancelOrderResult:
+        """Build the result from WeChat's decoded JSON body."""
+        msg = payload.get("delivery_resultmsg")
+        return cls(
+            errcode=_optional_int(payload.get("errcode")) or 0,
+            errmsg=str(payload.get("errmsg") or ""),
+            delivery_resultcode=_optional_int(payload.get("delivery_resultcode")),
+            delivery_resultmsg=msg if isinstance(msg, str) else None,
+            payload=payload,
+        )

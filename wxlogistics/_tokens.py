@@ -1,0 +1,257 @@
+"""Access tokens: where they come from (sources) and how they are kept (the cache).
+
+A :class:`TokenSource` knows how to ask for a token; :class:`TokenCache` keeps one in memory,
+refreshes it ahead of expiry, lets exactly one task fetch at a time (single flight) and drops a
+token only if it is still the one that failed (compare-and-clear).
+
+Sources do no HTTP of their own: they call the :class:`TokenEndpoint` they are handed, which is
+the client's request loop (retries, timeouts, error mapping and secret scrubbing included).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol, runtime_checkable
+
+import anyio
+import attrs
+
+from ._exceptions import RequestTimeoutError, ResponseError
+
+__all__ = [
+    "AccessToken",
+    "ClassicTokenSource",
+    "IssuedToken",
+    "StableTokenSource",
+    "TokenCache",
+    "TokenEndpoint",
+    "TokenSource",
+]
+
+_logger = logging.getLogger("wxlogistics")
+
+DEFAULT_REFRESH_MARGIN = 300.0
+"""Seconds before expiry at which a token is refreshed (WeChat overlaps old and new for 5 min)."""
+DEFAULT_FETCH_TIMEOUT = 60.0
+"""Upper bound, in seconds, on one token fetch including its retries."""
+
+
+class TokenEndpoint(Protocol):
+    """What a :class:`TokenSource` calls to reach a token endpoint (the client's request loop)."""
+
+    async def call_token_endpoint(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        json: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Send one request to a token endpoint and return the decoded JSON object.
+
+        Raises :class:`CredentialsError` (or another :class:`WxLogisticsError`) on failure.
+        """
+        ...
+
+
+@attrs.frozen(kw_only=True)
+class IssuedToken:
+    """A token as a source hands it over: its value and its lifetime in seconds."""
+
+    value: str = attrs.field(repr=False)
+    """The access token itself. Never shown in a repr."""
+    expires_in: float
+    """Seconds the token stays valid, counted from when it was issued."""
+
+
+@runtime_checkable
+class TokenSource(Protocol):
+    """Where access tokens come from. Implement ``fetch`` to plug in another origin."""
+
+    async def fetch(self, endpoint: TokenEndpoint) -> IssuedToken:
+        """Obtain a token; called under the cache's lock, so at most once at a time per client."""
+        ...
+
+
+def _issued_from_payload(payload: dict[str, Any], path: str) -> IssuedToken:
+    value = payload.get("access_token")
+    expires_in = payload.get("expires_in")
+    if (
+        not isinstance(value, str)
+        or not value
+        or isinstance(expires_in, bool)
+        or not isinstance(expires_in, (int, float))
+        or not math.isfinite(expires_in)
+        or expires_in <= 0
+    ):
+        keys = ", ".join(sorted(payload))
+        raise ResponseError(
+            f"token endpoint answered without a usable access_token/expires_in (keys: {keys})",
+            status_code=200,
+            path=path,
+        )
+    return IssuedToken(value=value, expires_in=float(expires_in))
+
+
+@attrs.define(kw_only=True)
+class StableTokenSource:
+    """``POST /cgi-bin/stable_token``: the default.
+
+    Repeated calls return the same token while it is valid, so several processes using the same
+    app do not invalidate each other's tokens (the classic endpoint does).
+    ``force_refresh=True`` rotates the token on every fetch: WeChat allows that 20 times a day,
+    so leave it off unless a token has leaked.
+    """
+
+    appid: str
+    """The mini program's AppID."""
+    secret: str = attrs.field(repr=False)
+    """The AppSecret. Never shown in a repr."""
+    force_refresh: bool = False
+    """Ask WeChat to rotate the token on each fetch (limited to 20 a day)."""
+
+    PATH = "/cgi-bin/stable_token"
+
+    async def fetch(self, endpoint: TokenEndpoint) -> IssuedToken:
+        """Fetch a token from ``/cgi-bin/stable_token``."""
+        payload = await endpoint.call_token_endpoint(
+            "POST",
+            self.PATH,
+            json={
+                "grant_type": "client_credential",
+                "appid": self.appid,
+                "secret": self.secret,
+                "force_refresh": self.force_refresh,
+            },
+        )
+        return _issued_from_payload(payload, self.PATH)
+
+
+@attrs.define(kw_only=True)
+class ClassicTokenSource:
+    """``GET /cgi-bin/token``: the classic endpoint.
+
+    Every fetch invalidates the previous token (after a 5-minute overlap), so only one process
+    per app should use it. Prefer :class:`StableTokenSource`.
+    """
+
+    appid: str
+    """The mini program's AppID."""
+    secret: str = attrs.field(repr=False)
+    """The AppSecret. Never shown in a repr."""
+
+    PATH = "/cgi-bin/token"
+
+    async def fetch(self, endpoint: TokenEndpoint) -> IssuedToken:
+        """Fetch a token from ``/cgi-bin/token``."""
+        payload = await endpoint.call_token_endpoint(
+            "GET",
+            self.PATH,
+            params={"grant_type": "client_credential", "appid": self.appid, "secret": self.secret},
+        )
+        return _issued_from_payload(payload, self.PATH)
+
+
+@attrs.frozen(kw_only=True, eq=False)
+class AccessToken:
+    """A cached token with its deadlines on the cache's clock. Compared by identity."""
+
+    value: str = attrs.field(repr=False)
+    """The access token. Never shown in a repr."""
+    refresh_at: float
+    """Clock reading after which the cache fetches a replacement."""
+    expires_at: float
+    """Clock reading after which the token is no longer used at all."""
+
+
+class TokenCache:
+    """An in-memory, single-flight, auto-refreshing access-token cache.
+
+    - ``get`` returns the cached token without taking any lock while it is fresh.
+    - Past ``refresh_at`` one task fetches a new token under an :class:`anyio.Lock`; others
+      keep using the old token until it expires, then wait for the fetch.
+    - The fetch runs under ``anyio.fail_after(fetch_timeout, shield=True)``: a caller cancelled
+      mid-fetch cannot abort a fetch that may already have rotated the token at WeChat.
+    - ``invalidate(token)`` drops the token only if it is still the cached one, so any number
+      of concurrent failures of one stale token cause one refetch.
+
+    ``clock`` is injectable (monotonic seconds) so expiry can be tested without sleeping.
+    """
+
+    def __init__(
+        self,
+        source: TokenSource,
+        *,
+        refresh_margin: float = DEFAULT_REFRESH_MARGIN,
+        fetch_timeout: float = DEFAULT_FETCH_TIMEOUT,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.source = source
+        self._refresh_margin = refresh_margin
+        self._fetch_timeout = fetch_timeout
+        self._clock = clock
+        self._token: AccessToken | None = None
+        self._lock = anyio.Lock()
+        self.fetch_count = 0
+        """How many tokens this cache has fetched (for tests and metrics)."""
+
+    def __repr__(self) -> str:
+        state = "empty" if self._token is None else "holding a token"
+        return f"<TokenCache source={self.source!r} {state} fetches={self.fetch_count}>"
+
+    @property
+    def current(self) -> AccessToken | None:
+        """The cached token, if any and not expired; never fetches."""
+        token = self._token
+        if token is not None and self._clock() < token.expires_at:
+            return token
+        return None
+
+    async def get(self, endpoint: TokenEndpoint) -> AccessToken:
+        """Return a usable token, fetching one (once, for all waiters) if needed."""
+        token = self._token
+        if token is not None:
+            now = self._clock()
+            if now < token.refresh_at:
+                return token
+            if now < token.expires_at and self._lock.locked():
+                return token  # someone is already refreshing; the old one is still good
+        return await self._refresh(endpoint)
+
+    def invalidate(self, token: AccessToken) -> None:
+        """Drop ``token`` if it is still the cached one (compare-and-clear)."""
+        if self._token is token:
+            self._token = None
+
+    def clear(self) -> None:
+        """Drop whatever token is cached."""
+        self._token = None
+
+    async def _refresh(self, endpoint: TokenEndpoint) -> AccessToken:
+        async with self._lock:
+            token = self._token
+            if token is not None and self._clock() < token.refresh_at:
+                return token  # another task refreshed it while we waited
+            try:
+                with anyio.fail_after(self._fetch_timeout, shield=True):
+                    issued = await self.source.fetch(endpoint)
+            except TimeoutError:
+                raise RequestTimeoutError(
+                    f"fetching an access token took longer than {self._fetch_timeout:g}s"
+                ) from None
+            self.fetch_count += 1
+            now = self._clock()
+            lifetime = issued.expires_in
+            # Never refresh later than the margin before expiry, nor sooner than half-life
+            # (a token issued with a short lifetime must not cause a fetch per call).
+            refresh_after = max(lifetime - self._refresh_margin, lifetime / 2)
+            token = AccessToken(
+                value=issued.value, refresh_at=now + refresh_after, expires_at=now + lifetime
+            )
+            self._token = token
+            if _logger.isEnabledFor(logging.DEBUG):
+                _logger.debug("fetched an access token, valid for %.0fs", lifetime)
+            return token
