@@ -170,11 +170,13 @@ class AccessToken:
 class TokenCache:
     """An in-memory, single-flight, auto-refreshing access-token cache.
 
-    - ``get`` returns the cached token without taking any lock while it is fresh.
-    - Past ``refresh_at`` one task fetches a new token under an :class:`anyio.Lock`; others
-      keep using the old token until it expires, then wait for the fetch.
+    - ``get`` returns the cached token without waiting on anything while it is fresh.
+    - Past ``refresh_at`` exactly one task fetches a new token; the others keep using the old
+      token until it expires, then wait on an :class:`anyio.Event` that wakes them all at once.
     - The fetch runs under ``anyio.fail_after(fetch_timeout, shield=True)``: a caller cancelled
       mid-fetch cannot abort a fetch that may already have rotated the token at WeChat.
+    - If a fetch fails, the callers that waited for it get its error (one request for a wrong
+      secret, not one per caller); the next call after that tries again.
     - ``invalidate(token)`` drops the token only if it is still the cached one, so any number
       of concurrent failures of one stale token cause one refetch.
 
@@ -194,7 +196,8 @@ class TokenCache:
         self._fetch_timeout = fetch_timeout
         self._clock = clock
         self._token: AccessToken | None = None
-        self._lock = anyio.Lock()
+        self._inflight: anyio.Event | None = None  # set while one task fetches
+        self._failed: tuple[anyio.Event, Exception] | None = None  # the last fetch's failure
         self.fetch_count = 0
         """How many tokens this cache has fetched (for tests and metrics)."""
 
@@ -217,7 +220,7 @@ class TokenCache:
             now = self._clock()
             if now < token.refresh_at:
                 return token
-            if now < token.expires_at and self._lock.locked():
+            if now < token.expires_at and self._inflight is not None:
                 return token  # someone is already refreshing; the old one is still good
         return await self._refresh(endpoint)
 
@@ -231,10 +234,22 @@ class TokenCache:
         self._token = None
 
     async def _refresh(self, endpoint: TokenEndpoint) -> AccessToken:
-        async with self._lock:
+        while True:
+            event = self._inflight
+            if event is None:
+                return await self._fetch(endpoint)
+            await event.wait()
             token = self._token
             if token is not None and self._clock() < token.refresh_at:
-                return token  # another task refreshed it while we waited
+                return token
+            failed = self._failed
+            if failed is not None and failed[0] is event:
+                raise failed[1]
+            # The token was invalidated again meanwhile: take (or wait for) the next fetch.
+
+    async def _fetch(self, endpoint: TokenEndpoint) -> AccessToken:
+        event = self._inflight = anyio.Event()
+        try:
             try:
                 with anyio.fail_after(self._fetch_timeout, shield=True):
                     issued = await self.source.fetch(endpoint)
@@ -242,16 +257,27 @@ class TokenCache:
                 raise RequestTimeoutError(
                     f"fetching an access token took longer than {self._fetch_timeout:g}s"
                 ) from None
-            self.fetch_count += 1
-            now = self._clock()
-            lifetime = issued.expires_in
-            # Never refresh later than the margin before expiry, nor sooner than half-life
-            # (a token issued with a short lifetime must not cause a fetch per call).
-            refresh_after = max(lifetime - self._refresh_margin, lifetime / 2)
-            token = AccessToken(
-                value=issued.value, refresh_at=now + refresh_after, expires_at=now + lifetime
-            )
-            self._token = token
-            if _logger.isEnabledFor(logging.DEBUG):
-                _logger.debug("fetched an access token, valid for %.0fs", lifetime)
-            return token
+            token = self._publish(issued)
+        except Exception as exc:
+            self._failed = (event, exc)
+            raise
+        finally:
+            self._inflight = None
+            event.set()  # wakes every waiter at once; the token is already published
+        return token
+
+    def _publish(self, issued: IssuedToken) -> AccessToken:
+        now = self._clock()
+        lifetime = issued.expires_in
+        # Never refresh later than the margin before expiry, nor sooner than half-life
+        # (a token issued with a short lifetime must not cause a fetch per call).
+        refresh_after = max(lifetime - self._refresh_margin, lifetime / 2)
+        token = AccessToken(
+            value=issued.value, refresh_at=now + refresh_after, expires_at=now + lifetime
+        )
+        self._token = token
+        self._failed = None
+        self.fetch_count += 1
+        if _logger.isEnabledFor(logging.DEBUG):
+            _logger.debug("fetched an access token, valid for %.0fs", lifetime)
+        return token

@@ -135,6 +135,7 @@ class Transport:
                 error = self._api_error(endpoint.path, outcome, errcode, token_endpoint=False)
             else:
                 error = outcome
+            del outcome  # the raw payload may echo secrets; keep it out of this frame
             if _logger.isEnabledFor(_DEBUG):
                 self._log(endpoint.path, retries, replayed, started, _describe(error))
             if isinstance(error, AccessTokenError) and tokens is not None and token is not None:
@@ -164,6 +165,19 @@ class Transport:
         Only -1, timeouts, connection failures and 5xx are retried (token fetches are safe to
         repeat); nothing else is.
         """
+        outcome = await self._token_endpoint_outcome(method, path, params, json)
+        del params, json  # they hold the secret; the frame that raises must not
+        if isinstance(outcome, WxLogisticsError):
+            raise outcome
+        return outcome
+
+    async def _token_endpoint_outcome(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, str] | None,
+        json: Mapping[str, Any] | None,
+    ) -> dict[str, Any] | WxLogisticsError:
         url = httpx.URL(self.base_url + path + ("?" + urlencode(params) if params else ""))
         body = encode_json(json) if json is not None else None
         retries = 0
@@ -184,7 +198,7 @@ class Transport:
                 self._log(path, retries, False, started, _describe(error))
             delay = self.retry.retry_delay(error, retry=retries, idempotent=True)
             if delay is None:
-                raise error
+                return error
             retries += 1
             await anyio.sleep(delay)
 
@@ -263,10 +277,10 @@ class Transport:
                 status_code=200,
                 path=path,
             )
+        payload = self._scrub_payload(payload)
         errmsg = payload.get("errmsg")
-        errmsg = redact(errmsg, *self._secrets_of()) if isinstance(errmsg, str) else ""
         factory = token_endpoint_error if token_endpoint else api_error
-        return factory(errcode, errmsg, self._scrub_payload(payload), path)
+        return factory(errcode, errmsg if isinstance(errmsg, str) else "", payload, path)
 
     def _transport_error(self, exc: httpx.HTTPError, url: httpx.URL) -> TransportError:
         path = url.path
@@ -296,9 +310,14 @@ class Transport:
         return (*values, *self._secrets)
 
     def _scrub_payload(self, payload: dict[str, Any]) -> dict[str, Any]:
-        if "access_token" in payload:
-            payload = {k: ("***" if k == "access_token" else v) for k, v in payload.items()}
-        return payload
+        """A copy of an error payload with secrets masked in its top-level strings."""
+        secrets = self._secrets_of()
+        return {
+            key: "***"
+            if key == "access_token"
+            else (redact(value, *secrets) if isinstance(value, str) else value)
+            for key, value in payload.items()
+        }
 
     def _log(self, path: str, retries: int, replayed: bool, started: float, what: str) -> None:
         elapsed = (time.perf_counter() - started) * 1000
