@@ -1,0 +1,28 @@
+"""The public surface: every name exported, documented and typed."""
+
+from __future__ import annotations
+
+import inspect
+
+import wxlogistics
+
+
+def test_all_public_names_are_exported() -> None:
+    public = {name for name in dir(wxlogistics) if not name.startswith("_")}
+    modules = {name for name in public if inspect.ismodule(getattr(wxlogistics, name))}
+    assert public - modules == set(wxlogistics.__all__) - {"__version__"}
+
+
+def test_every_public_name_has_a_docstring() -> None:
+    missing = []
+    for name in wxlogistics.__all__:
+        obj = getattr(wxlogistics, name)
+        if inspect.isclass(obj) or inspect.isfunction(obj):
+            if not inspect.getdoc(obj):
+                missing.append(name)
+            for member_name, member in vars(obj).items():
+                if member_name.startswith("_") or not callable(member):
+                    continue
+                if not inspect.getdoc(member):
+                    missing.append(f"{name}.{member_name}")
+    assert missing == []

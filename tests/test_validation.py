@@ -1,0 +1,106 @@
+"""Bad arguments raise ValidationError before any request or token fetch."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import wxlogistics as wx
+
+from .helpers import IDS, make_router, wired
+
+pytestmark = pytest.mark.anyio
+
+BAD_VALUES: list[Any] = [
+    None,
+    "",
+    " ",
+    "\t\n",
+    123,
+    b"bytes",
+    ["x"],
+    " padded",
+    "padded ",
+    "x" * 513,
+]
+
+
+@pytest.mark.parametrize("field", ["order_id", "delivery_id", "waybill_id"])
+@pytest.mark.parametrize("value", BAD_VALUES)
+async def test_bad_required_id_raises_before_any_request(field: str, value: Any) -> None:
+    router = make_router()  # no routes: any request would fail the test with a different error
+    async with wired(router) as client:
+        with pytest.raises(wx.ValidationError, match=field):
+            await client.cancel_order(**{**IDS, field: value})
+        assert client.tokens.fetch_count == 0
+    assert router.calls.call_count == 0
+
+
+@pytest.mark.parametrize("value", [v for v in BAD_VALUES if v is not None])
+async def test_bad_openid_raises(value: Any) -> None:
+    router = make_router()
+    async with wired(router) as client:
+        with pytest.raises(wx.ValidationError, match="openid"):
+            await client.cancel_order(**IDS, openid=value)
+    assert router.calls.call_count == 0
+
+
+async def test_missing_argument_is_a_type_error_not_a_request() -> None:
+    router = make_router()
+    async with wired(router) as client:
+        with pytest.raises(TypeError):
+            await client.cancel_order(order_id="1", delivery_id="SF")  # type: ignore[call-arg]
+    assert router.calls.call_count == 0
+
+
+def test_validation_error_is_a_value_error() -> None:
+    with pytest.raises(ValueError, match="waybill_id"):
+        wx.CancelOrderRequest(order_id="1", delivery_id="SF", waybill_id="")
+
+
+@given(
+    st.one_of(
+        st.integers(), st.floats(), st.binary(), st.lists(st.text()), st.none(), st.booleans()
+    )
+)
+def test_any_non_str_id_is_rejected(value: object) -> None:
+    with pytest.raises(wx.ValidationError):
+        wx.CancelOrderRequest(order_id=value, delivery_id="SF", waybill_id="w")  # type: ignore[arg-type]
+
+
+@given(st.text(min_size=1, max_size=100).filter(lambda s: s.strip() == s and not s.isspace()))
+def test_any_trimmed_non_blank_text_is_accepted(value: str) -> None:
+    request = wx.CancelOrderRequest(order_id=value, delivery_id="SF", waybill_id="w")
+    assert request.to_body() == {"order_id": value, "delivery_id": "SF", "waybill_id": "w"}
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "fragment"),
+    [
+        ({"appid": None, "secret": "s"}, "appid and secret"),
+        ({"appid": "", "secret": "s"}, "appid"),
+        ({"appid": "wx1", "secret": " "}, "secret"),
+        ({"appid": "wx1", "secret": "s", "base_url": "ftp://x"}, "base_url"),
+        ({"appid": "wx1", "secret": "s", "max_connections": 0}, "max_connections"),
+        ({"appid": "wx1", "secret": "s", "max_retries": -1}, "max_retries"),
+        ({"appid": "wx1", "secret": "s", "token_source": "nope"}, "token_source"),
+    ],
+)
+def test_bad_client_configuration(
+    kwargs: dict[str, Any], fragment: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("WX_APPID", raising=False)
+    monkeypatch.delenv("WX_SECRET", raising=False)
+    with pytest.raises(wx.ValidationError, match=fragment):
+        wx.AsyncLogistics(**kwargs)
+
+
+async def test_credentials_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WX_APPID", "wxfromenv")
+    monkeypatch.setenv("WX_SECRET", "secret-from-env")
+    async with wx.AsyncLogistics() as client:
+        assert client.appid == "wxfromenv"
+        assert "secret-from-env" not in repr(client)
