@@ -1,0 +1,72 @@
+"""The README's code runs: its examples are executed against a mocked WeChat."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import respx
+
+from .helpers import BASE, CANCEL, OK, STABLE, body_of, token_response
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def blocks() -> list[str]:
+    return re.findall(r"```python\n(.*?)```", README.read_text(encoding="utf-8"), flags=re.S)
+
+
+def block_containing(marker: str) -> str:
+    (block,) = [b for b in blocks() if marker in b]
+    return block
+
+
+def test_every_python_block_compiles() -> None:
+    assert len(blocks()) >= 4
+    for block in blocks():
+        compile(block, "README.md", "exec")
+
+
+def test_quickstart_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    with respx.mock(base_url=BASE, assert_all_called=True) as router:
+        router.post(STABLE).mock(return_value=token_response())
+        route = router.post(CANCEL).respond(json=OK)
+        exec(block_containing("async def main"), {"__name__": "readme"})
+    assert body_of(route.calls.last.request) == {
+        "order_id": "01234567890123456789",
+        "openid": "oABC123456",
+        "delivery_id": "SF",
+        "waybill_id": "123456789",
+    }
+    assert capsys.readouterr().out == "cancelled: ok 0\n"
+
+
+def test_batch_example_runs(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WX_APPID", "wxenvappid")
+    monkeypatch.setenv("WX_SECRET", "env-secret")
+    namespace: dict[str, Any] = {}
+    exec(block_containing("async def cancel_all"), namespace)
+
+    def cancel(request: httpx.Request) -> httpx.Response:
+        if body_of(request)["waybill_id"] == "W2":
+            return httpx.Response(200, json={"errcode": 9300506, "errmsg": "has traces"})
+        return httpx.Response(200, json=OK)
+
+    with respx.mock(base_url=BASE) as router:
+        token_route = router.post(STABLE).mock(return_value=token_response())
+        router.post(CANCEL).mock(side_effect=cancel)
+        asyncio.run(
+            namespace["cancel_all"]([("o1", "SF", "W1"), ("o2", "SF", "W2"), ("o3", "SF", "W3")])
+        )
+    assert token_route.call_count == 1
+    assert capsys.readouterr().out.splitlines() == [
+        "o1 cancelled",
+        "o2 failed: [9300506] has traces",
+        "o3 cancelled",
+    ]
