@@ -3,6 +3,7 @@
 Everything public is importable from here; the modules behind it are private.
 """
 
+from ._batch import CancelBatch
 from ._client import AsyncLogistics
 from ._constants import (
     DEFAULT_BASE_URL,
@@ -32,7 +33,7 @@ from ._exceptions import (
     WaybillNotFoundError,
     WxLogisticsError,
 )
-from ._models import CancelOrderRequest, CancelOrderResult
+from ._models import CancelOrderRequest, CancelOrderResult, CancelOutcome, CancelStatus
 from ._redact import RedactingFilter
 from ._retry import RetryPolicy
 from ._tokens import (
@@ -55,8 +56,11 @@ __all__ = [
     "AccessTokenError",
     "AlreadyCancelledError",
     "AsyncLogistics",
+    "CancelBatch",
     "CancelOrderRequest",
     "CancelOrderResult",
+    "CancelOutcome",
+    "CancelStatus",
     "CarrierError",
     "ClassicTokenSource",
     "ClientClosedError",

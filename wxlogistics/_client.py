@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import AsyncIterable, Callable, Iterable
 from types import TracebackType
 from typing import Literal
 
 import httpx
 
+from ._batch import CancelBatch
 from ._constants import (
     DEFAULT_BASE_URL,
     DEFAULT_CONNECT_TIMEOUT,
@@ -25,6 +26,7 @@ from ._retry import RetryPolicy
 from ._tokens import (
     DEFAULT_FETCH_TIMEOUT,
     DEFAULT_REFRESH_MARGIN,
+    AccessToken,
     ClassicTokenSource,
     StableTokenSource,
     TokenCache,
@@ -77,6 +79,8 @@ class AsyncLogistics:
             (``/cgi-bin/token``) or any :class:`TokenSource`.
         max_connections: Requests in flight at once; more callers queue in the client.
         http_client: An ``httpx.AsyncClient`` to send through. The client does not close it.
+        transport: An httpx transport for the client this client creates and owns (a test
+            double, or another HTTP engine); not together with ``http_client``.
         token_refresh_margin: Refresh a token this many seconds before it expires.
         clock: Monotonic clock for token expiry (for tests).
     """
@@ -93,6 +97,7 @@ class AsyncLogistics:
         token_source: TokenSource | Literal["stable", "classic"] = "stable",
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
         http_client: httpx.AsyncClient | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
         token_refresh_margin: float = DEFAULT_REFRESH_MARGIN,
         clock: Callable[[], float] | None = None,
     ) -> None:
@@ -140,9 +145,12 @@ class AsyncLogistics:
         self.appid: str | None = getattr(source, "appid", None)
         """The AppID tokens are fetched for (None for sources that do not say)."""
 
+        if http_client is not None and transport is not None:
+            raise ValidationError("pass http_client or transport, not both")
         self._owns_http = http_client is None
         if http_client is None:
             http_client = httpx.AsyncClient(
+                transport=transport,
                 timeout=resolved_timeout,
                 limits=httpx.Limits(
                     max_connections=max_connections, max_keepalive_connections=max_connections
@@ -216,6 +224,15 @@ class AsyncLogistics:
 
     # -- API -----------------------------------------------------------------------------------
 
+    async def get_access_token(self) -> AccessToken:
+        """The current access token, fetched if needed (its repr never shows the value).
+
+        For calling other WeChat APIs with the same token. Do not log ``token.value``.
+        """
+        if self._closed:
+            raise ClientClosedError("this AsyncLogistics is closed; create a new one")
+        return await self._tokens.get(self._transport)
+
     async def cancel_order(
         self,
         *,
@@ -240,6 +257,28 @@ class AsyncLogistics:
             order_id=order_id, delivery_id=delivery_id, waybill_id=waybill_id, openid=openid
         )
         return await self.cancel(request)
+
+    def cancel_orders(
+        self,
+        requests: Iterable[CancelOrderRequest] | AsyncIterable[CancelOrderRequest],
+        *,
+        concurrency: int = 50,
+    ) -> CancelBatch:
+        """Cancel many waybills with bounded concurrency, streaming one outcome per request.
+
+        ::
+
+            requests = (CancelOrderRequest(order_id=o, delivery_id=d, waybill_id=w) for ...)
+            async with client.cancel_orders(requests, concurrency=50) as outcomes:
+                async for outcome in outcomes:  # in completion order
+                    print(outcome.request.order_id, outcome.status)
+
+        Requests are read lazily from any iterable or async iterable; a failure ends as that
+        request's outcome and never stops the batch. If the block is left early, requests
+        already sent are finished and their outcomes kept in ``batch.unconsumed``.
+        See :class:`CancelBatch`.
+        """
+        return CancelBatch(self, requests, concurrency)
 
     async def cancel(self, request: CancelOrderRequest) -> CancelOrderResult:
         """Cancel the waybill described by an already-validated :class:`CancelOrderRequest`."""

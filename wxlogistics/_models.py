@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import attrs
 
-from ._exceptions import ValidationError
+from ._exceptions import (
+    AccessTokenError,
+    AlreadyCancelledError,
+    OrderNotFoundError,
+    RateLimitError,
+    ResponseError,
+    SystemBusyError,
+    TransportError,
+    ValidationError,
+    WaybillHasTracesError,
+    WaybillNotFoundError,
+    WxLogisticsError,
+)
 
-__all__ = ["CancelOrderRequest", "CancelOrderResult"]
+__all__ = ["CancelOrderRequest", "CancelOrderResult", "CancelOutcome", "CancelStatus"]
 
 _MAX_ID_BYTES = 512  # order_id limit in the addOrder docs; no documented id is longer
 
@@ -107,4 +119,50 @@ class CancelOrderResult:
             delivery_resultcode=_optional_int(payload.get("delivery_resultcode")),
             delivery_resultmsg=msg if isinstance(msg, str) else None,
             payload=payload,
+        )
+
+
+CancelStatus = Literal["cancelled", "already_cancelled", "not_found", "has_traces", "failed"]
+"""How a cancel ended, in one word (the CLI's ``outcome`` field)."""
+
+
+@attrs.frozen(kw_only=True)
+class CancelOutcome:
+    """What happened to one request of a batch: a result or an error, never both."""
+
+    request: CancelOrderRequest
+    """The request, as given."""
+    result: CancelOrderResult | None = None
+    """The result, when the cancel succeeded."""
+    error: WxLogisticsError | None = None
+    """The error, when it did not."""
+
+    @property
+    def ok(self) -> bool:
+        """True when the waybill was cancelled by this request."""
+        return self.error is None
+
+    @property
+    def status(self) -> CancelStatus:
+        """``cancelled``, ``already_cancelled``, ``not_found``, ``has_traces`` or ``failed``."""
+        error = self.error
+        if error is None:
+            return "cancelled"
+        if isinstance(error, AlreadyCancelledError):
+            return "already_cancelled"
+        if isinstance(error, (OrderNotFoundError, WaybillNotFoundError)):
+            return "not_found"
+        if isinstance(error, WaybillHasTracesError):
+            return "has_traces"
+        return "failed"
+
+    @property
+    def final(self) -> bool:
+        """False when asking again later could end differently (network, busy, rate limit)."""
+        error = self.error
+        if error is None or self.status != "failed":
+            return True
+        return not isinstance(
+            error,
+            (TransportError, ResponseError, SystemBusyError, RateLimitError, AccessTokenError),
         )

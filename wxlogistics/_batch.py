@@ -1,0 +1,166 @@
+"""Batch cancelling: bounded concurrency, streamed outcomes, nothing lost on early exit."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
+from types import TracebackType
+from typing import TYPE_CHECKING
+
+import anyio
+from anyio.abc import TaskGroup
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from ._exceptions import ValidationError, WxLogisticsError
+from ._models import CancelOrderRequest, CancelOutcome
+
+if TYPE_CHECKING:
+    from ._client import AsyncLogistics
+
+__all__ = ["CancelBatch"]
+
+
+class CancelBatch:
+    """A running batch of cancels, used as an async context manager.
+
+    ::
+
+        async with client.cancel_orders(requests, concurrency=50) as outcomes:
+            async for outcome in outcomes:
+                ...
+
+    - Requests are pulled from ``requests`` only when a worker is free: besides the ones
+      running, at most ``concurrency`` finished outcomes wait for the consumer, so a
+      100,000-row file streams in constant memory.
+    - One failure never stops the batch: each request ends as one :class:`CancelOutcome`.
+    - Leaving the block early (``break``, an exception, cancellation) stops pulling new
+      requests, lets the ones already sent finish (they are shielded: a cancel that may have
+      reached WeChat must have its answer), and keeps their outcomes in :attr:`unconsumed`.
+
+    It is a context manager, not a bare async iterator, because its workers must run while
+    the consumer is busy elsewhere, and structured concurrency (anyio, trio) wants such
+    background tasks bounded by a block.
+    """
+
+    def __init__(
+        self,
+        client: AsyncLogistics,
+        requests: Iterable[CancelOrderRequest] | AsyncIterable[CancelOrderRequest],
+        concurrency: int,
+    ) -> None:
+        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+            raise ValidationError(f"concurrency must be an int >= 1: {concurrency!r}")
+        self._client = client
+        self._requests = requests
+        self._concurrency = concurrency
+        self._task_group: TaskGroup | None = None
+        self._stop = anyio.CancelScope()
+        self._send: MemoryObjectSendStream[CancelOutcome]
+        self._receive: MemoryObjectReceiveStream[CancelOutcome]
+        self.unconsumed: list[CancelOutcome] = []
+        """Outcomes that finished after the consumer left the block; read them after it."""
+        self.started = 0
+        """Requests sent so far."""
+        self.finished = 0
+        """Requests that have an outcome so far."""
+
+    async def __aenter__(self) -> CancelBatch:
+        if self._task_group is not None:
+            raise RuntimeError("a CancelBatch can be entered only once")
+        self._send, self._receive = anyio.create_memory_object_stream[CancelOutcome](
+            self._concurrency
+        )
+        self._task_group = anyio.create_task_group()
+        await self._task_group.__aenter__()
+        self._task_group.start_soon(self._produce)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
+        assert self._task_group is not None
+        self._stop.cancel()  # pull no more requests
+        with anyio.CancelScope(shield=True):
+            # Collect what the running requests still deliver, even if we are being cancelled.
+            # It ends when every worker has delivered and closed its end of the stream.
+            async with self._receive:
+                async for outcome in self._receive:
+                    self.unconsumed.append(outcome)
+        return await self._task_group.__aexit__(exc_type, exc, tb)
+
+    def __aiter__(self) -> AsyncIterator[CancelOutcome]:
+        return self
+
+    async def __anext__(self) -> CancelOutcome:
+        if self._task_group is None:
+            raise RuntimeError(
+                "use the batch as a context manager: "
+                "async with client.cancel_orders(...) as outcomes: async for o in outcomes: ..."
+            )
+        try:
+            return await self._receive.receive()
+        except anyio.EndOfStream:
+            raise StopAsyncIteration from None
+
+    async def _produce(self) -> None:
+        slots = anyio.Semaphore(self._concurrency)
+        pull = _puller(self._requests)
+        async with self._send, anyio.create_task_group() as workers:
+            with self._stop:
+                while True:
+                    await slots.acquire()  # a free worker first, then the next request
+                    request = await pull()
+                    if request is None:
+                        slots.release()
+                        break
+                    if not isinstance(request, CancelOrderRequest):
+                        raise TypeError(
+                            f"cancel_orders takes CancelOrderRequest items, not {type(request)!r}"
+                        )
+                    self.started += 1
+                    workers.start_soon(self._work, request, self._send.clone(), slots)
+
+    async def _work(
+        self,
+        request: CancelOrderRequest,
+        send: MemoryObjectSendStream[CancelOutcome],
+        slots: anyio.Semaphore,
+    ) -> None:
+        try:
+            async with send:
+                # Shielded: once sent, a cancel's answer must be collected, not abandoned.
+                with anyio.CancelScope(shield=True):
+                    try:
+                        result = await self._client.cancel(request)
+                    except WxLogisticsError as exc:
+                        outcome = CancelOutcome(request=request, error=exc)
+                    else:
+                        outcome = CancelOutcome(request=request, result=result)
+                    self.finished += 1
+                    await send.send(outcome)  # waits while `concurrency` outcomes are unread
+        finally:
+            slots.release()
+
+
+def _puller(
+    requests: Iterable[CancelOrderRequest] | AsyncIterable[CancelOrderRequest],
+) -> Callable[[], Awaitable[CancelOrderRequest | None]]:
+    """A function returning the next request, or None at the end (no async generator)."""
+    if isinstance(requests, AsyncIterable):
+        iterator = aiter(requests)
+
+        async def pull_async() -> CancelOrderRequest | None:
+            try:
+                return await anext(iterator)
+            except StopAsyncIteration:
+                return None
+
+        return pull_async
+    sync_iterator = iter(requests)
+
+    async def pull_sync() -> CancelOrderRequest | None:
+        return next(sync_iterator, None)
+
+    return pull_sync
