@@ -184,7 +184,8 @@ def _client(args: argparse.Namespace, **kwargs: Any) -> AsyncLogistics:
     )
 
 
-def _report(error: WxLogisticsError, stream: TextIO = sys.stderr) -> int:
+def _report(error: WxLogisticsError) -> int:
+    stream = sys.stderr
     errcode = f" (errcode {error.errcode})" if isinstance(error, APIError) else ""
     print(f"error{errcode}: {plain_language(error)}", file=stream)
     print(f"  {type(error).__name__}: {error}", file=stream)
