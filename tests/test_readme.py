@@ -70,3 +70,27 @@ def test_batch_example_runs(
         "o2 failed: [9300506] has traces",
         "o3 cancelled",
     ]
+
+
+def test_cancel_orders_example_runs(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WX_APPID", "wxenvappid")
+    monkeypatch.setenv("WX_SECRET", "env-secret")
+    namespace: dict[str, Any] = {}
+    exec(block_containing("async def cancel_file"), namespace)
+    with respx.mock(base_url=BASE) as router:
+        router.post(STABLE).mock(return_value=token_response())
+        router.post(CANCEL).respond(json=OK)
+        asyncio.run(namespace["cancel_file"]([("o1", "SF", "W1"), ("o2", "SF", "W2")]))
+    assert sorted(capsys.readouterr().out.splitlines()) == ["o1 cancelled", "o2 cancelled"]
+
+
+def test_testing_example_runs() -> None:
+    from wxlogistics.testing import FakeWeChat
+
+    namespace: dict[str, Any] = {}
+    exec(block_containing("wxlogistics_fake.add_waybill"), namespace)
+    fake = FakeWeChat()
+    asyncio.run(namespace["test_cancel"](fake, fake.client()))
+    assert fake.waybill("o1").cancellations == 1
