@@ -12,13 +12,18 @@ from .helpers import IDS, OK, STABLE, make_router, token_response
 pytestmark = pytest.mark.anyio
 
 
-async def test_owned_http_client_is_closed_with_bounded_pool() -> None:
-    client = wx.AsyncLogistics("wxappid", "secret", max_connections=7)
+async def test_owned_httpx_client_is_closed_with_bounded_pool() -> None:
+    router = make_router()
+    router.post(STABLE).mock(return_value=token_response())
+    router.post("/cgi-bin/express/business/order/cancel").respond(json=OK)
+    client = wx.AsyncLogistics(
+        "wxappid", "secret", max_connections=7, transport=httpx.MockTransport(router.async_handler)
+    )
     http = client.http_client
-    pool = http._transport._pool  # type: ignore[attr-defined]
-    assert pool._max_connections == 7
-    assert pool._max_keepalive_connections == 7
+    assert http is not None
     assert http.timeout == httpx.Timeout(10.0, connect=5.0)
+    await client.cancel_order(**IDS)
+    assert client.engine == "httpx"
     await client.aclose()
     assert http.is_closed
     assert client.is_closed

@@ -76,7 +76,7 @@ async def test_read_timeout_against_a_silent_server() -> None:
             async def fetch(self, endpoint: wx.TokenEndpoint) -> wx.IssuedToken:
                 nonlocal source_calls
                 source_calls += 1
-                return wx.IssuedToken(value="T", expires_in=7200)
+                return wx.IssuedToken(value="T0KEN-value", expires_in=7200)
 
         policy = wx.RetryPolicy(max_retries=1, initial_delay=0)
         async with wx.AsyncLogistics(
@@ -91,7 +91,7 @@ async def test_read_timeout_against_a_silent_server() -> None:
         tg.cancel_scope.cancel()
     assert info.value.path == CANCEL
     assert info.value.may_have_been_sent is True
-    assert "ReadTimeout" in str(info.value)
+    assert "timeout" in str(info.value).lower()  # httpx: ReadTimeout; aiohttp: SocketTimeoutError
     assert connections >= 1
     assert source_calls == 1
 
@@ -105,7 +105,7 @@ async def test_connect_failure_is_a_transport_error() -> None:
 
     class Instant:
         async def fetch(self, endpoint: wx.TokenEndpoint) -> wx.IssuedToken:
-            return wx.IssuedToken(value="T", expires_in=7200)
+            return wx.IssuedToken(value="T0KEN-value", expires_in=7200)
 
     async with wx.AsyncLogistics(
         base_url=f"http://127.0.0.1:{port}", retry_policy=router_free, token_source=Instant()
@@ -114,4 +114,5 @@ async def test_connect_failure_is_a_transport_error() -> None:
             await client.cancel_order(**IDS)
     assert not isinstance(info.value, wx.RequestTimeoutError)
     assert info.value.may_have_been_sent is False
-    assert isinstance(info.value.__cause__, httpx.ConnectError)
+    # httpx.ConnectError (trio, httpx engine) or aiohttp's ClientConnectorError, scrubbed.
+    assert "Connect" in f"{type(info.value.__cause__).__name__}: {info.value.__cause__}"

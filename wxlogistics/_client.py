@@ -81,6 +81,9 @@ class AsyncLogistics:
         http_client: An ``httpx.AsyncClient`` to send through. The client does not close it.
         transport: An httpx transport for the client this client creates and owns (a test
             double, or another HTTP engine); not together with ``http_client``.
+        http_engine: ``"auto"`` (default): aiohttp on asyncio, httpx on trio, and httpx
+            whenever respx is patching httpx; ``"httpx"`` or ``"aiohttp"`` to force one.
+            Ignored when ``http_client`` or ``transport`` is given (httpx then).
         token_refresh_margin: Refresh a token this many seconds before it expires.
         clock: Monotonic clock for token expiry (for tests).
     """
@@ -98,6 +101,7 @@ class AsyncLogistics:
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
         http_client: httpx.AsyncClient | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        http_engine: Literal["auto", "httpx", "aiohttp"] = "auto",
         token_refresh_margin: float = DEFAULT_REFRESH_MARGIN,
         clock: Callable[[], float] | None = None,
     ) -> None:
@@ -147,8 +151,12 @@ class AsyncLogistics:
 
         if http_client is not None and transport is not None:
             raise ValidationError("pass http_client or transport, not both")
-        self._owns_http = http_client is None
-        if http_client is None:
+        if http_engine not in ("auto", "httpx", "aiohttp"):
+            raise ValidationError(
+                f"http_engine must be 'auto', 'httpx' or 'aiohttp': {http_engine!r}"
+            )
+        owns_http = http_client is None
+        if transport is not None:
             http_client = httpx.AsyncClient(
                 transport=transport,
                 timeout=resolved_timeout,
@@ -165,6 +173,8 @@ class AsyncLogistics:
         )
         self._transport = Transport(
             http=http_client,
+            owns_http=owns_http,
+            engine=http_engine,
             base_url=base_url,
             timeout=resolved_timeout,
             retry=retry_policy,
@@ -187,9 +197,14 @@ class AsyncLogistics:
         return self._transport.base_url
 
     @property
-    def http_client(self) -> httpx.AsyncClient:
-        """The ``httpx.AsyncClient`` requests go through."""
+    def http_client(self) -> httpx.AsyncClient | None:
+        """The ``httpx.AsyncClient`` requests go through, if httpx is the engine in use."""
         return self._transport.http
+
+    @property
+    def engine(self) -> str:
+        """The HTTP engine: ``"aiohttp"`` or ``"httpx"`` (``"unstarted"`` before any request)."""
+        return self._transport.engine_name
 
     @property
     def tokens(self) -> TokenCache:
@@ -206,8 +221,7 @@ class AsyncLogistics:
         if self._closed:
             return
         self._closed = True
-        if self._owns_http:
-            await self._transport.http.aclose()
+        await self._transport.aclose()
 
     async def __aenter__(self) -> AsyncLogistics:
         if self._closed:

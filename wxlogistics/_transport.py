@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import quote, urlencode
 
 import anyio
@@ -24,6 +25,7 @@ from ._exceptions import (
     RequestTimeoutError,
     ResponseError,
     TransportError,
+    ValidationError,
     WxLogisticsError,
     api_error,
     token_endpoint_error,
@@ -57,9 +59,14 @@ class Endpoint:
     """True when carrying the call out twice does no harm (cancel: yes; addOrder: no)."""
 
 
+# Built once: json.dumps/json.loads with keyword arguments build a new coder on every call.
+_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_decode = json.JSONDecoder(strict=False).decode  # tolerate control characters, as wechatpy does
+
+
 def encode_json(body: Mapping[str, Any]) -> bytes:
     """Encode a JSON body the way WeChat wants it: UTF-8, no escaped non-ASCII (40033)."""
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+    return _encode(body).encode()
 
 
 def _errcode_of(payload: dict[str, Any]) -> int | None:
@@ -77,26 +84,37 @@ def _errcode_of(payload: dict[str, Any]) -> int | None:
     return None
 
 
-class Transport:
-    """Sends API calls through an ``httpx.AsyncClient`` with tokens, retries and limits."""
+def _on_trio() -> bool:
+    """Whether the running event loop is trio's (else asyncio: anyio supports just these two)."""
+    trio = sys.modules.get("trio")
+    if trio is None:
+        return False
+    try:
+        trio.lowlevel.current_task()
+    except RuntimeError:
+        return False
+    return True
 
-    def __init__(
-        self,
-        *,
-        http: httpx.AsyncClient,
-        base_url: str,
-        timeout: httpx.Timeout,
-        retry: RetryPolicy,
-        tokens: TokenCache | None,
-        max_concurrency: int,
-        secrets: tuple[str, ...] = (),
-        user_agent: str,
-    ) -> None:
+
+def respx_active() -> bool:
+    """Whether respx is patching httpx right now (then requests must go through httpx)."""
+    if "respx" not in sys.modules:
+        return False
+    try:
+        from respx.mocks import Mocker
+
+        return any(mocker._patches for mocker in Mocker.registry.values())
+    except Exception:  # pragma: no cover - a respx we do not know: stay mockable
+        return True
+
+
+class _HttpxEngine:
+    """Requests through an ``httpx.AsyncClient`` (the user's, or one we own)."""
+
+    name = "httpx"
+
+    def __init__(self, http: httpx.AsyncClient, *, timeout: httpx.Timeout, user_agent: str) -> None:
         self.http = http
-        self.base_url = base_url.rstrip("/")
-        self.retry = retry
-        self.tokens = tokens
-        self._secrets = tuple(s for s in secrets if s)
         self._extensions = {"timeout": timeout.as_dict()}
         headers = dict(http.headers)
         headers.pop("accept-encoding", None)  # JSON answers are small; skip decompression
@@ -105,10 +123,233 @@ class Transport:
         self._get_headers = httpx.Headers(headers)
         headers["content-type"] = "application/json; charset=utf-8"
         self._post_headers = httpx.Headers(headers)
+        self.urls: dict[str, Any] = {}  # path -> httpx.URL, for url_token
+        self.url_token: AccessToken | None = None
+
+    def url(self, text: str) -> httpx.URL:
+        return httpx.URL(text)
+
+    async def request(self, method: str, url: Any, body: bytes | None) -> tuple[int, bytes, str]:
+        request = httpx.Request(
+            method,
+            url,
+            content=body,
+            headers=self._post_headers if body is not None else self._get_headers,
+            extensions=self._extensions,
+        )
+        response = await self.http.send(request)
+        return response.status_code, response.content, response.headers.get("content-type", "")
+
+    @staticmethod
+    def failure(exc: Exception) -> tuple[bool, bool] | None:
+        """(is a timeout, may have been sent) for a transport failure; None for anything else."""
+        if not isinstance(exc, httpx.HTTPError):
+            return None
+        return isinstance(exc, httpx.TimeoutException), not isinstance(exc, _NEVER_SENT)
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+
+class _AiohttpEngine:
+    """Requests through an ``aiohttp.ClientSession``: asyncio only, created on first use.
+
+    httpx's connection pool costs about ten times aiohttp's CPU per request at 50 concurrent
+    requests (it scans every connection on every request); see the benchmark.
+    """
+
+    name = "aiohttp"
+
+    def __init__(
+        self,
+        *,
+        limit: int,
+        timeout: httpx.Timeout,
+        user_agent: str,
+        headers: Mapping[str, str],
+        base_url: str,
+    ) -> None:
+        import aiohttp
+        import yarl
+
+        self._aiohttp = aiohttp
+        self._yarl_url = yarl.URL
+        self._limit = limit
+        self._timeout = aiohttp.ClientTimeout(
+            total=None, connect=timeout.pool, sock_connect=timeout.connect, sock_read=timeout.read
+        )
+        base = {k.lower(): v for k, v in headers.items()}
+        base.pop("accept-encoding", None)
+        base["user-agent"] = user_agent
+        base["accept"] = "application/json"
+        self._get_headers = dict(base)
+        base["content-type"] = "application/json; charset=utf-8"
+        self._post_headers = base
+        self._session: Any = None
+        self._closed = False
+        # HTTP(S)_PROXY / NO_PROXY, as httpx honours them, read once: aiohttp's trust_env
+        # would look them up in a worker thread on every request.
+        self._proxy = _env_proxy(base_url)
+        self.urls: dict[str, Any] = {}
+        self.url_token: AccessToken | None = None
+        self._timeout_errors: tuple[type[BaseException], ...] = (
+            (aiohttp.ConnectionTimeoutError,) if hasattr(aiohttp, "ConnectionTimeoutError") else ()
+        )
+
+    def _open(self) -> Any:
+        import ssl
+
+        import certifi
+
+        aiohttp = self._aiohttp
+        connector = aiohttp.TCPConnector(
+            limit=self._limit,
+            limit_per_host=0,
+            ssl=ssl.create_default_context(cafile=certifi.where()),
+        )
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            timeout=self._timeout,
+            auto_decompress=False,
+            skip_auto_headers=("User-Agent", "Accept-Encoding"),
+        )
+        return self._session
+
+    def url(self, text: str) -> Any:
+        return self._yarl_url(text, encoded=True)
+
+    async def request(self, method: str, url: Any, body: bytes | None) -> tuple[int, bytes, str]:
+        session = self._session or self._open()
+        headers = self._post_headers if body is not None else self._get_headers
+        async with session.request(
+            method, url, data=body, headers=headers, allow_redirects=False, proxy=self._proxy
+        ) as response:
+            content = await response.read()
+            return response.status, content, response.headers.get("Content-Type", "")
+
+    def failure(self, exc: Exception) -> tuple[bool, bool] | None:
+        """(is a timeout, may have been sent) for a transport failure; None for anything else."""
+        aiohttp = self._aiohttp
+        if isinstance(exc, self._timeout_errors):
+            return True, False  # no connection could be had in time: never sent
+        if isinstance(exc, aiohttp.ClientConnectorError):
+            return False, False
+        if isinstance(exc, TimeoutError):
+            return True, True
+        if isinstance(exc, (aiohttp.ClientError, OSError)):
+            return False, True
+        return None
+
+    async def aclose(self) -> None:
+        self._closed = True
+        if self._session is not None:
+            await self._session.close()
+
+
+def _env_proxy(base_url: str) -> str | None:
+    """The proxy the environment sets for ``base_url`` (HTTP(S)_PROXY minus NO_PROXY)."""
+    import urllib.parse
+    import urllib.request
+
+    parts = urllib.parse.urlsplit(base_url)
+    if parts.hostname and urllib.request.proxy_bypass(parts.hostname):
+        return None
+    return urllib.request.getproxies().get(parts.scheme)
+
+
+_Engine = _HttpxEngine | _AiohttpEngine
+
+
+class Transport:
+    """Sends API calls with tokens, retries and a concurrency bound, through an HTTP engine.
+
+    The engine is httpx when the user passes an ``httpx.AsyncClient`` (or a transport), on
+    trio, and whenever respx is patching httpx (so tests that mock httpx never reach the
+    network); otherwise (asyncio) aiohttp, which costs far less CPU per request.
+    """
+
+    def __init__(
+        self,
+        *,
+        http: httpx.AsyncClient | None,
+        owns_http: bool,
+        engine: Literal["auto", "httpx", "aiohttp"],
+        base_url: str,
+        timeout: httpx.Timeout,
+        retry: RetryPolicy,
+        tokens: TokenCache | None,
+        max_concurrency: int,
+        secrets: tuple[str, ...] = (),
+        user_agent: str,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.retry = retry
+        self.tokens = tokens
+        self._secrets = tuple(s for s in secrets if s)
+        self._timeout = timeout
+        self._user_agent = user_agent
+        self._max_concurrency = max_concurrency
+        self._choice = engine
+        self._http = http
+        self._owns_http = owns_http or http is None
+        self._httpx: _HttpxEngine | None = (
+            _HttpxEngine(http, timeout=timeout, user_agent=user_agent) if http is not None else None
+        )
+        self._primary: _Engine | None = self._httpx if http is not None else None
         self._slots = anyio.Semaphore(max_concurrency, fast_acquire=True)
-        # URLs embed the token, so they are built once per (token, path).
-        self._url_token: AccessToken | None = None
-        self._urls: dict[str, httpx.URL] = {}
+        self._last_token: AccessToken | None = None
+
+    @property
+    def http(self) -> httpx.AsyncClient | None:
+        """The httpx client in use, if any was given or has been created."""
+        return self._httpx.http if self._httpx is not None else None
+
+    @property
+    def engine_name(self) -> str:
+        """``"aiohttp"``, ``"httpx"``, or ``"unstarted"`` before the first request."""
+        return self._primary.name if self._primary is not None else "unstarted"
+
+    def _httpx_engine(self) -> _HttpxEngine:
+        if self._httpx is None:
+            limits = httpx.Limits(
+                max_connections=self._max_concurrency,
+                max_keepalive_connections=self._max_concurrency,
+            )
+            http = httpx.AsyncClient(timeout=self._timeout, limits=limits)
+            self._httpx = _HttpxEngine(http, timeout=self._timeout, user_agent=self._user_agent)
+        return self._httpx
+
+    def _start(self) -> _Engine:
+        engine: _Engine
+        if self._choice == "httpx" or (self._choice == "auto" and _on_trio()):
+            engine = self._httpx_engine()
+        else:
+            if _on_trio():
+                raise ValidationError(
+                    "the aiohttp engine runs on asyncio only; use 'httpx' on trio"
+                )
+            engine = _AiohttpEngine(
+                limit=self._max_concurrency,
+                timeout=self._timeout,
+                user_agent=self._user_agent,
+                headers={},
+                base_url=self.base_url,
+            )
+        self._primary = engine
+        return engine
+
+    def _engine(self) -> _Engine:
+        engine = self._primary or self._start()
+        if engine.name == "aiohttp" and "respx" in sys.modules and respx_active():
+            return self._httpx_engine()
+        return engine
+
+    async def aclose(self) -> None:
+        """Close what this transport created (never a client it was given)."""
+        if isinstance(self._primary, _AiohttpEngine):
+            await self._primary.aclose()
+        if self._httpx is not None and self._owns_http:
+            await self._httpx.aclose()
 
     # -- public entry points ------------------------------------------------------------------
 
@@ -124,7 +365,10 @@ class Transport:
         while True:
             token = await tokens.get(self) if tokens is not None else None
             started = time.perf_counter()
-            outcome = await self._send(endpoint.method, self._url(endpoint.path, token), body)
+            engine = self._engine()
+            url = self._url(engine, endpoint.path, token)
+            outcome = await self._send(engine, endpoint.method, url, body)
+            del url
             error: WxLogisticsError
             if isinstance(outcome, dict):
                 errcode = _errcode_of(outcome)
@@ -178,12 +422,13 @@ class Transport:
         params: Mapping[str, str] | None,
         json: Mapping[str, Any] | None,
     ) -> dict[str, Any] | WxLogisticsError:
-        url = httpx.URL(self.base_url + path + ("?" + urlencode(params) if params else ""))
+        text = self.base_url + path + ("?" + urlencode(params) if params else "")
         body = encode_json(json) if json is not None else None
         retries = 0
         while True:
             started = time.perf_counter()
-            outcome = await self._send(method, url, body)
+            engine = self._engine()
+            outcome = await self._send(engine, method, engine.url(text), body)
             error: WxLogisticsError
             if isinstance(outcome, dict):
                 errcode = _errcode_of(outcome)
@@ -204,62 +449,58 @@ class Transport:
 
     # -- one attempt ----------------------------------------------------------------------------
 
-    def _url(self, path: str, token: AccessToken | None) -> httpx.URL:
-        if token is not self._url_token:
-            self._urls = {}
-            self._url_token = token
-        url = self._urls.get(path)
+    def _url(self, engine: _Engine, path: str, token: AccessToken | None) -> Any:
+        """The URL of ``path`` with ``token``, built once per token and engine."""
+        if token is not engine.url_token:
+            engine.urls = {}
+            engine.url_token = token
+            self._last_token = token
+        url = engine.urls.get(path)
         if url is None:
             query = "" if token is None else "?access_token=" + quote(token.value, safe="")
-            url = self._urls[path] = httpx.URL(self.base_url + path + query)
+            url = engine.urls[path] = engine.url(self.base_url + path + query)
         return url
 
     async def _send(
-        self, method: str, url: httpx.URL, body: bytes | None
+        self, engine: _Engine, method: str, url: Any, body: bytes | None
     ) -> dict[str, Any] | WxLogisticsError:
         """One HTTP exchange. Returns the decoded JSON object, or the error to raise.
 
         Errors are returned, not raised, so that the frame which raises them (``call``) holds
         no URL: error trackers that record local variables must not see the token.
         """
-        request = httpx.Request(
-            method,
-            url,
-            content=body,
-            headers=self._post_headers if body is not None else self._get_headers,
-            extensions=self._extensions,
-        )
-        failure: httpx.HTTPError
+        failure: Exception
         try:
             async with self._slots:
-                response = await self.http.send(request)
-        except httpx.HTTPError as exc:
+                status, content, content_type = await engine.request(method, url, body)
+        except Exception as exc:
+            kind = engine.failure(exc)
+            if kind is None:
+                raise
             failure = exc
         else:
-            content = response.content
-            if response.status_code == 200:
+            if status == 200:
                 try:
-                    payload = json.loads(content, strict=False)
-                except ValueError:
+                    payload = _decode(content.decode())
+                except ValueError:  # UnicodeDecodeError included
                     payload = None
                 if type(payload) is dict:
                     return payload
-            return self._response_error(response, url)
-        return self._transport_error(failure, url)
+            return self._response_error(status, content, content_type, url)
+        return self._transport_error(failure, url, *kind)
 
-    def _response_error(self, response: httpx.Response, url: httpx.URL) -> ResponseError:
-        content = response.content
-        status = response.status_code
-        path = url.path
+    def _response_error(
+        self, status: int, content: bytes, content_type: str, url: Any
+    ) -> ResponseError:
+        path = str(url.path)
         if status != 200:
             message = f"HTTP {status} from {path}"
         elif not content.strip():
             message = f"{path} answered HTTP 200 with an empty body"
         else:
             message = f"{path} answered HTTP 200 with a body that is not a JSON object"
-        ctype = response.headers.get("content-type")
-        if ctype:
-            message += f" ({ctype})"
+        if content_type:
+            message += f" ({content_type})"
         excerpt = content[:_BODY_EXCERPT].decode("utf-8", "replace")
         return ResponseError(
             message,
@@ -282,31 +523,33 @@ class Transport:
         factory = token_endpoint_error if token_endpoint else api_error
         return factory(errcode, errmsg if isinstance(errmsg, str) else "", payload, path)
 
-    def _transport_error(self, exc: httpx.HTTPError, url: httpx.URL) -> TransportError:
-        path = url.path
-        detail = redact(str(exc), *self._secrets_of(url)) or type(exc).__name__
-        cls = RequestTimeoutError if isinstance(exc, httpx.TimeoutException) else TransportError
-        error = cls(
-            f"{type(exc).__name__} on {path}: {detail}",
-            path=path,
-            may_have_been_sent=not isinstance(exc, _NEVER_SENT),
-        )
-        # A copy of the httpx error without its request (whose URL holds the token).
+    def _transport_error(
+        self, exc: Exception, url: Any, timeout: bool, may_have_been_sent: bool
+    ) -> TransportError:
+        path = str(url.path)
+        name = type(exc).__name__
+        detail = redact(str(exc), *self._secrets_of(url)) or name
+        cls = RequestTimeoutError if timeout else TransportError
+        error = cls(f"{name} on {path}: {detail}", path=path, may_have_been_sent=may_have_been_sent)
+        # A copy of the library's error without its request (whose URL holds the token).
+        cause: BaseException
         try:
-            cause: BaseException = type(exc)(detail)
-        except Exception:  # pragma: no cover - every httpx error takes a message
-            cause = RuntimeError(f"{type(exc).__name__}: {detail}")
+            cause = type(exc)(detail)
+            if detail not in str(cause):
+                raise TypeError
+        except Exception:
+            cause = RuntimeError(f"{type(exc).__module__}.{type(exc).__qualname__}: {detail}")
         error.__cause__ = cause
         error.__suppress_context__ = True
         return error
 
     # -- helpers --------------------------------------------------------------------------------
 
-    def _secrets_of(self, url: httpx.URL | None = None) -> tuple[str, ...]:
+    def _secrets_of(self, url: Any = None) -> tuple[str, ...]:
         """The secrets that could show up in text about a request to ``url``."""
-        values = [t.value for t in (self._url_token,) if t is not None]
+        values = [t.value for t in (self._last_token,) if t is not None]
         if url is not None:
-            values.extend(url.params.get_list("access_token"))
+            values.extend(str(v) for v in _query_values(url, "access_token"))
         return (*values, *self._secrets)
 
     def _scrub_payload(self, payload: dict[str, Any]) -> dict[str, Any]:
@@ -323,6 +566,13 @@ class Transport:
         elapsed = (time.perf_counter() - started) * 1000
         extra = " (token replay)" if replayed else ""
         _logger.debug("%s attempt=%d%s %s %.1fms", path, retries + 1, extra, what, elapsed)
+
+
+def _query_values(url: Any, name: str) -> list[str]:
+    """Values of a query parameter of an httpx or yarl URL."""
+    if isinstance(url, httpx.URL):
+        return url.params.get_list(name)
+    return list(url.query.getall(name, []))
 
 
 def _describe(error: WxLogisticsError) -> str:

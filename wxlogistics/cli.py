@@ -144,6 +144,11 @@ def _parser() -> argparse.ArgumentParser:
     sandbox.add_argument("--secret", default="fake-app-secret", help="the sandbox's secret")
     sandbox.add_argument("--latency", type=float, default=0.0, help="seconds added per API call")
     sandbox.add_argument("--preload", type=Path, help="CSV/JSONL of waybills to create")
+    sandbox.add_argument(
+        "--cancel-unknown",
+        action="store_true",
+        help="answer 0 for unknown orders without storing them (load tests)",
+    )
     sandbox.add_argument("--backend", choices=("asyncio", "trio"), default="asyncio")
 
     demo = sub.add_parser("demo", help="batch-cancel a few hundred waybills on an in-process fake")
@@ -518,7 +523,12 @@ async def _cancel_batch(args: argparse.Namespace) -> int:
 async def _sandbox(args: argparse.Namespace) -> int:
     from .testing import FakeWeChat, serve
 
-    fake = FakeWeChat(appid=args.appid, secret=args.secret, latency=args.latency)
+    fake = FakeWeChat(
+        appid=args.appid,
+        secret=args.secret,
+        latency=args.latency,
+        unknown_orders="cancel" if args.cancel_unknown else "not_found",
+    )
     fake.record_calls = False  # a long-running server keeps counters, not a request log
     if args.preload:
         loaded = _preload(fake, args.preload)

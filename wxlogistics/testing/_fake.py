@@ -131,6 +131,9 @@ class FakeResponse:
 
 
 DROP = FakeResponse(0, b"", dropped=True)
+_CANCELLED = FakeResponse(
+    200, b'{"errcode":0,"errmsg":"ok","delivery_resultcode":0,"delivery_resultmsg":""}'
+)
 
 
 @attrs.define
@@ -155,6 +158,8 @@ class FakeWeChat:
 
     ``latency`` adds a delay to every API answer (not to token fetches), so concurrency can be
     observed in ``max_concurrent``. ``clock`` is monotonic seconds, injectable for expiry tests.
+    ``unknown_orders="cancel"`` answers 0 for orders it does not know, without storing them
+    (for load tests that must not grow the fake's memory).
     """
 
     def __init__(
@@ -167,11 +172,13 @@ class FakeWeChat:
         latency: float = 0.0,
         clock: Callable[[], float] = time.monotonic,
         seed: int | None = None,
+        unknown_orders: Literal["not_found", "cancel"] = "not_found",
     ) -> None:
         self.appid = appid
         self.secret = secret
         self.token_lifetime = token_lifetime
         self.carriers = frozenset(carriers)
+        self.unknown_orders = unknown_orders
         self.latency = latency
         self._clock = clock
         self._random = random.Random(seed)
@@ -504,6 +511,8 @@ class FakeWeChat:
             return _json({"errcode": 9300503, "errmsg": _errmsg(9300503)})
         waybill = self._waybills.get(str(order_id))
         if waybill is None:
+            if self.unknown_orders == "cancel":
+                return _CANCELLED
             return _json({"errcode": 930563, "errmsg": _errmsg(930563)})
         if waybill.waybill_id != waybill_id or waybill.delivery_id != delivery_id:
             return _json({"errcode": 40199, "errmsg": _errmsg(40199)})
