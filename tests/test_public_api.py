@@ -26,3 +26,13 @@ def test_every_public_name_has_a_docstring() -> None:
                 if not inspect.getdoc(member):
                     missing.append(f"{name}.{member_name}")
     assert missing == []
+
+
+def test_import_is_lazy() -> None:
+    """``import wxlogistics`` loads neither HTTP library: each engine imports its own on use."""
+    import subprocess
+    import sys
+
+    code = "import sys, wxlogistics; print(sorted(m for m in ('httpx', 'aiohttp') if m in sys.modules))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"

@@ -7,13 +7,14 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 
 import anyio
-from anyio.abc import TaskGroup
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from ._exceptions import ValidationError, WxLogisticsError
 from ._models import CancelOrderRequest, CancelOutcome
 
 if TYPE_CHECKING:
+    from anyio.abc import TaskGroup
+    from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
     from ._client import AsyncLogistics
 
 __all__ = ["CancelBatch"]

@@ -5,9 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterable, Callable, Iterable
 from types import TracebackType
-from typing import Literal
-
-import httpx
+from typing import TYPE_CHECKING, Literal
 
 from ._batch import CancelBatch
 from ._constants import (
@@ -32,24 +30,32 @@ from ._tokens import (
     TokenCache,
     TokenSource,
 )
-from ._transport import Transport, encode_json
+from ._transport import Timeouts, Transport, encode_json
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = ["AsyncLogistics"]
 
 
-def _resolve_timeout(timeout: float | httpx.Timeout) -> httpx.Timeout:
-    if isinstance(timeout, httpx.Timeout):
-        resolved = timeout
-    elif isinstance(timeout, (int, float)) and not isinstance(timeout, bool) and timeout > 0:
-        resolved = httpx.Timeout(timeout, connect=min(float(timeout), DEFAULT_CONNECT_TIMEOUT))
-    else:
-        raise ValidationError(f"timeout must be a positive number or an httpx.Timeout: {timeout!r}")
-    parts = (resolved.connect, resolved.read, resolved.write, resolved.pool)
-    if any(part is None for part in parts):
-        raise ValidationError(
-            "every part of the timeout must be set: wxlogistics never waits forever"
+def _resolve_timeout(timeout: float | httpx.Timeout) -> Timeouts:
+    if isinstance(timeout, (int, float)) and not isinstance(timeout, bool):
+        if not timeout > 0:
+            raise ValidationError(f"timeout must be positive: {timeout!r}")
+        seconds = float(timeout)
+        return Timeouts(
+            connect=min(seconds, DEFAULT_CONNECT_TIMEOUT), read=seconds, write=seconds, pool=seconds
         )
-    return resolved
+    parts = [getattr(timeout, name, None) for name in ("connect", "read", "write", "pool")]
+    if type(timeout).__name__ != "Timeout" or not all(
+        isinstance(part, (int, float)) and part > 0 for part in parts
+    ):
+        raise ValidationError(
+            "timeout must be a positive number, or an httpx.Timeout with every part set: "
+            f"wxlogistics never waits forever ({timeout!r})"
+        )
+    connect, read, write, pool = (float(part) for part in parts)  # type: ignore[arg-type]
+    return Timeouts(connect=connect, read=read, write=write, pool=pool)
 
 
 class AsyncLogistics:
@@ -157,9 +163,11 @@ class AsyncLogistics:
             )
         owns_http = http_client is None
         if transport is not None:
+            import httpx
+
             http_client = httpx.AsyncClient(
                 transport=transport,
-                timeout=resolved_timeout,
+                timeout=resolved_timeout.as_httpx(),
                 limits=httpx.Limits(
                     max_connections=max_connections, max_keepalive_connections=max_connections
                 ),

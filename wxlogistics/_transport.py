@@ -1,6 +1,7 @@
 """The request loop: build the request, send it, decode the answer, retry, replay on token errors.
 
-This is the only module besides ``_client`` that imports httpx. Everything it raises is a
+This module and ``_client`` are the only ones that use httpx, and both import it lazily: the
+default engine on asyncio is aiohttp, so ``import wxlogistics`` stays cheap. Everything raised is a
 :class:`WxLogisticsError` whose message, attributes and chained cause are free of the access
 token and the app secret; exceptions are raised from frames that hold no URL.
 """
@@ -12,12 +13,11 @@ import logging
 import sys
 import time
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import quote, urlencode
 
 import anyio
 import attrs
-import httpx
 
 from ._exceptions import (
     AccessTokenError,
@@ -40,13 +40,24 @@ _logger = logging.getLogger("wxlogistics")
 _DEBUG = logging.DEBUG
 _BODY_EXCERPT = 2000
 
-# httpx failures after which the request certainly never reached the server.
-_NEVER_SENT = (
-    httpx.ConnectError,
-    httpx.ConnectTimeout,
-    httpx.PoolTimeout,
-    httpx.UnsupportedProtocol,
-)
+if TYPE_CHECKING:
+    import httpx
+
+
+@attrs.frozen
+class Timeouts:
+    """Seconds allowed per attempt for each phase; all set (wxlogistics never waits forever)."""
+
+    connect: float
+    read: float
+    write: float
+    pool: float
+
+    def as_httpx(self) -> httpx.Timeout:
+        """The same as an ``httpx.Timeout``."""
+        import httpx
+
+        return httpx.Timeout(connect=self.connect, read=self.read, write=self.write, pool=self.pool)
 
 
 @attrs.frozen
@@ -113,9 +124,19 @@ class _HttpxEngine:
 
     name = "httpx"
 
-    def __init__(self, http: httpx.AsyncClient, *, timeout: httpx.Timeout, user_agent: str) -> None:
+    def __init__(self, http: httpx.AsyncClient, *, timeout: Timeouts, user_agent: str) -> None:
+        import httpx
+
+        self._httpx = httpx
+        # Failures after which the request certainly never reached the server.
+        self._never_sent = (
+            httpx.ConnectError,
+            httpx.ConnectTimeout,
+            httpx.PoolTimeout,
+            httpx.UnsupportedProtocol,
+        )
         self.http = http
-        self._extensions = {"timeout": timeout.as_dict()}
+        self._extensions = {"timeout": timeout.as_httpx().as_dict()}
         headers = dict(http.headers)
         headers.pop("accept-encoding", None)  # JSON answers are small; skip decompression
         headers["user-agent"] = user_agent
@@ -127,10 +148,10 @@ class _HttpxEngine:
         self.url_token: AccessToken | None = None
 
     def url(self, text: str) -> httpx.URL:
-        return httpx.URL(text)
+        return self._httpx.URL(text)
 
     async def request(self, method: str, url: Any, body: bytes | None) -> tuple[int, bytes, str]:
-        request = httpx.Request(
+        request = self._httpx.Request(
             method,
             url,
             content=body,
@@ -140,12 +161,12 @@ class _HttpxEngine:
         response = await self.http.send(request)
         return response.status_code, response.content, response.headers.get("content-type", "")
 
-    @staticmethod
-    def failure(exc: Exception) -> tuple[bool, bool] | None:
+    def failure(self, exc: Exception) -> tuple[bool, bool] | None:
         """(is a timeout, may have been sent) for a transport failure; None for anything else."""
+        httpx = self._httpx
         if not isinstance(exc, httpx.HTTPError):
             return None
-        return isinstance(exc, httpx.TimeoutException), not isinstance(exc, _NEVER_SENT)
+        return isinstance(exc, httpx.TimeoutException), not isinstance(exc, self._never_sent)
 
     async def aclose(self) -> None:
         await self.http.aclose()
@@ -164,7 +185,7 @@ class _AiohttpEngine:
         self,
         *,
         limit: int,
-        timeout: httpx.Timeout,
+        timeout: Timeouts,
         user_agent: str,
         headers: Mapping[str, str],
         base_url: str,
@@ -275,7 +296,7 @@ class Transport:
         owns_http: bool,
         engine: Literal["auto", "httpx", "aiohttp"],
         base_url: str,
-        timeout: httpx.Timeout,
+        timeout: Timeouts,
         retry: RetryPolicy,
         tokens: TokenCache | None,
         max_concurrency: int,
@@ -311,11 +332,13 @@ class Transport:
 
     def _httpx_engine(self) -> _HttpxEngine:
         if self._httpx is None:
+            import httpx
+
             limits = httpx.Limits(
                 max_connections=self._max_concurrency,
                 max_keepalive_connections=self._max_concurrency,
             )
-            http = httpx.AsyncClient(timeout=self._timeout, limits=limits)
+            http = httpx.AsyncClient(timeout=self._timeout.as_httpx(), limits=limits)
             self._httpx = _HttpxEngine(http, timeout=self._timeout, user_agent=self._user_agent)
         return self._httpx
 
@@ -570,8 +593,9 @@ class Transport:
 
 def _query_values(url: Any, name: str) -> list[str]:
     """Values of a query parameter of an httpx or yarl URL."""
-    if isinstance(url, httpx.URL):
-        return url.params.get_list(name)
+    params = getattr(url, "params", None)
+    if params is not None:  # httpx.URL
+        return list(params.get_list(name))
     return list(url.query.getall(name, []))
 
 
