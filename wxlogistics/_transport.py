@@ -124,7 +124,9 @@ class _HttpxEngine:
 
     name = "httpx"
 
-    def __init__(self, http: httpx.AsyncClient, *, timeout: Timeouts, user_agent: str) -> None:
+    def __init__(
+        self, http: httpx.AsyncClient, *, timeout: Timeouts, user_agent: str, max_concurrency: int
+    ) -> None:
         import httpx
 
         self._httpx = httpx
@@ -137,6 +139,9 @@ class _HttpxEngine:
         )
         self.http = http
         self._extensions = {"timeout": timeout.as_httpx().as_dict()}
+        # Requests beyond the bound wait here, not in httpcore's pool, whose queue is scanned
+        # on every request and release.
+        self._slots = anyio.Semaphore(max_concurrency, fast_acquire=True)
         headers = dict(http.headers)
         headers.pop("accept-encoding", None)  # JSON answers are small; skip decompression
         headers["user-agent"] = user_agent
@@ -158,7 +163,8 @@ class _HttpxEngine:
             headers=self._post_headers if body is not None else self._get_headers,
             extensions=self._extensions,
         )
-        response = await self.http.send(request)
+        async with self._slots:
+            response = await self.http.send(request)
         return response.status_code, response.content, response.headers.get("content-type", "")
 
     def failure(self, exc: Exception) -> tuple[bool, bool] | None:
@@ -174,6 +180,8 @@ class _HttpxEngine:
 
 class _AiohttpEngine:
     """Requests through an ``aiohttp.ClientSession``: asyncio only, created on first use.
+
+    The connector's ``limit`` bounds requests in flight; more callers queue in the connector.
 
     httpx's connection pool costs about ten times aiohttp's CPU per request at 50 concurrent
     requests (it scans every connection on every request); see the benchmark.
@@ -314,10 +322,13 @@ class Transport:
         self._http = http
         self._owns_http = owns_http or http is None
         self._httpx: _HttpxEngine | None = (
-            _HttpxEngine(http, timeout=timeout, user_agent=user_agent) if http is not None else None
+            _HttpxEngine(
+                http, timeout=timeout, user_agent=user_agent, max_concurrency=max_concurrency
+            )
+            if http is not None
+            else None
         )
         self._primary: _Engine | None = self._httpx if http is not None else None
-        self._slots = anyio.Semaphore(max_concurrency, fast_acquire=True)
         self._last_token: AccessToken | None = None
 
     @property
@@ -339,7 +350,12 @@ class Transport:
                 max_keepalive_connections=self._max_concurrency,
             )
             http = httpx.AsyncClient(timeout=self._timeout.as_httpx(), limits=limits)
-            self._httpx = _HttpxEngine(http, timeout=self._timeout, user_agent=self._user_agent)
+            self._httpx = _HttpxEngine(
+                http,
+                timeout=self._timeout,
+                user_agent=self._user_agent,
+                max_concurrency=self._max_concurrency,
+            )
         return self._httpx
 
     def _start(self) -> _Engine:
@@ -494,8 +510,7 @@ class Transport:
         """
         failure: Exception
         try:
-            async with self._slots:
-                status, content, content_type = await engine.request(method, url, body)
+            status, content, content_type = await engine.request(method, url, body)
         except Exception as exc:
             kind = engine.failure(exc)
             if kind is None:
