@@ -30,3 +30,14 @@ def typecheck(session: nox.Session) -> None:
     """Mypy --strict on the package."""
     session.install("-e", ".[test]")
     session.run("mypy", "--strict", "wxlogistics")
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """The benchmark: wxlogistics against bare httpx and aiohttp, asyncio and trio.
+
+    Writes bench-results/bench.md and bench.json. Arguments after -- go to bench/bench.py,
+    e.g. ``nox -s bench -- --n 2000 --rounds 1`` for a quick look.
+    """
+    session.install("-e", ".[test]")
+    session.run("python", "bench/bench.py", *session.posargs)

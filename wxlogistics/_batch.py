@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
 from types import TracebackType
 from typing import TYPE_CHECKING
 
@@ -54,7 +54,8 @@ class CancelBatch:
         self._requests = requests
         self._concurrency = concurrency
         self._task_group: TaskGroup | None = None
-        self._stop = anyio.CancelScope()
+        self._stopping = False
+        self._pulls: set[anyio.CancelScope] = set()  # workers waiting for their next request
         self._send: MemoryObjectSendStream[CancelOutcome]
         self._receive: MemoryObjectReceiveStream[CancelOutcome]
         self.unconsumed: list[CancelOutcome] = []
@@ -82,7 +83,9 @@ class CancelBatch:
         tb: TracebackType | None,
     ) -> bool | None:
         assert self._task_group is not None
-        self._stop.cancel()  # pull no more requests
+        self._stopping = True  # pull no more requests
+        for scope in self._pulls:
+            scope.cancel()
         with anyio.CancelScope(shield=True):
             # Collect what the running requests still deliver, even if we are being cancelled.
             # It ends when every worker has delivered and closed its end of the stream.
@@ -101,36 +104,42 @@ class CancelBatch:
                 "async with client.cancel_orders(...) as outcomes: async for o in outcomes: ..."
             )
         try:
+            return self._receive.receive_nowait()  # no event-loop round trip when one is ready
+        except anyio.WouldBlock:
+            pass
+        except anyio.EndOfStream:
+            raise StopAsyncIteration from None
+        try:
             return await self._receive.receive()
         except anyio.EndOfStream:
             raise StopAsyncIteration from None
 
     async def _produce(self) -> None:
-        slots = anyio.Semaphore(self._concurrency)
-        pull = _puller(self._requests)
+        """Run ``concurrency`` workers; each pulls its next request when it is free."""
+        source = _Source(self._requests)
         async with self._send, anyio.create_task_group() as workers:
-            with self._stop:
-                while True:
-                    await slots.acquire()  # a free worker first, then the next request
-                    request = await pull()
-                    if request is None:
-                        slots.release()
-                        break
-                    if not isinstance(request, CancelOrderRequest):
-                        raise TypeError(
-                            f"cancel_orders takes CancelOrderRequest items, not {type(request)!r}"
-                        )
-                    self.started += 1
-                    workers.start_soon(self._work, request, self._send.clone(), slots)
+            for _ in range(self._concurrency):
+                workers.start_soon(self._work, source, self._send.clone())
 
-    async def _work(
-        self,
-        request: CancelOrderRequest,
-        send: MemoryObjectSendStream[CancelOutcome],
-        slots: anyio.Semaphore,
-    ) -> None:
-        try:
-            async with send:
+    async def _work(self, source: _Source, send: MemoryObjectSendStream[CancelOutcome]) -> None:
+        sync_next = source.sync_next
+        async with send:
+            while not self._stopping:
+                request = None
+                if sync_next is not None:
+                    request = sync_next()  # cannot block, so nothing to interrupt
+                else:
+                    with anyio.CancelScope() as scope:  # stopping interrupts this wait only
+                        self._pulls.add(scope)
+                        request = await source.pull()
+                    self._pulls.discard(scope)
+                if request is None:
+                    return
+                if not isinstance(request, CancelOrderRequest):
+                    raise TypeError(
+                        f"cancel_orders takes CancelOrderRequest items, not {type(request)!r}"
+                    )
+                self.started += 1
                 # Shielded: once sent, a cancel's answer must be collected, not abandoned.
                 with anyio.CancelScope(shield=True):
                     try:
@@ -140,28 +149,30 @@ class CancelBatch:
                     else:
                         outcome = CancelOutcome(request=request, result=result)
                     self.finished += 1
-                    await send.send(outcome)  # waits while `concurrency` outcomes are unread
-        finally:
-            slots.release()
+                    try:
+                        send.send_nowait(outcome)
+                    except anyio.WouldBlock:
+                        await send.send(outcome)  # waits while `concurrency` outcomes are unread
 
 
-def _puller(
-    requests: Iterable[CancelOrderRequest] | AsyncIterable[CancelOrderRequest],
-) -> Callable[[], Awaitable[CancelOrderRequest | None]]:
-    """A function returning the next request, or None at the end (no async generator)."""
-    if isinstance(requests, AsyncIterable):
-        iterator = aiter(requests)
+class _Source:
+    """The requests, pulled one at a time by the workers (no async generator involved)."""
 
-        async def pull_async() -> CancelOrderRequest | None:
+    def __init__(
+        self, requests: Iterable[CancelOrderRequest] | AsyncIterable[CancelOrderRequest]
+    ) -> None:
+        self.sync_next: Callable[[], CancelOrderRequest | None] | None = None
+        if isinstance(requests, AsyncIterable):
+            self._iterator = aiter(requests)
+            self._lock = anyio.Lock()  # an async iterator must not be advanced by two tasks
+        else:
+            iterator = iter(requests)
+            self.sync_next = lambda: next(iterator, None)  # cannot block: no await needed
+
+    async def pull(self) -> CancelOrderRequest | None:
+        """The next request of an async source, or None at its end."""
+        async with self._lock:
             try:
-                return await anext(iterator)
+                return await anext(self._iterator)
             except StopAsyncIteration:
                 return None
-
-        return pull_async
-    sync_iterator = iter(requests)
-
-    async def pull_sync() -> CancelOrderRequest | None:
-        return next(sync_iterator, None)
-
-    return pull_sync

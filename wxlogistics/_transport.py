@@ -204,16 +204,19 @@ class _AiohttpEngine:
         self._aiohttp = aiohttp
         self._yarl_url = yarl.URL
         self._limit = limit
+        # Waiting for a free connection happens in our semaphore, without a timeout (as the
+        # docs promise); so no `connect` timeout here, which would also count that wait and
+        # costs a timer per request. Connecting and reading each have their own bound.
         self._timeout = aiohttp.ClientTimeout(
-            total=None, connect=timeout.pool, sock_connect=timeout.connect, sock_read=timeout.read
+            total=None, sock_connect=timeout.connect, sock_read=timeout.read
         )
+        self._slots = anyio.Semaphore(limit, fast_acquire=True)
         base = {k.lower(): v for k, v in headers.items()}
         base.pop("accept-encoding", None)
         base["user-agent"] = user_agent
         base["accept"] = "application/json"
-        self._get_headers = dict(base)
-        base["content-type"] = "application/json; charset=utf-8"
-        self._post_headers = base
+        self._headers = base  # session defaults: nothing to merge per request
+        self._content_type = "application/json; charset=utf-8"
         self._session: Any = None
         self._closed = False
         # HTTP(S)_PROXY / NO_PROXY, as httpx honours them, read once: aiohttp's trust_env
@@ -221,9 +224,6 @@ class _AiohttpEngine:
         self._proxy = _env_proxy(base_url)
         self.urls: dict[str, Any] = {}
         self.url_token: AccessToken | None = None
-        self._timeout_errors: tuple[type[BaseException], ...] = (
-            (aiohttp.ConnectionTimeoutError,) if hasattr(aiohttp, "ConnectionTimeoutError") else ()
-        )
 
     def _open(self) -> Any:
         import ssl
@@ -239,6 +239,7 @@ class _AiohttpEngine:
         self._session = aiohttp.ClientSession(
             connector=connector,
             timeout=self._timeout,
+            headers=self._headers,
             auto_decompress=False,
             skip_auto_headers=("User-Agent", "Accept-Encoding"),
         )
@@ -249,18 +250,25 @@ class _AiohttpEngine:
 
     async def request(self, method: str, url: Any, body: bytes | None) -> tuple[int, bytes, str]:
         session = self._session or self._open()
-        headers = self._post_headers if body is not None else self._get_headers
-        async with session.request(
-            method, url, data=body, headers=headers, allow_redirects=False, proxy=self._proxy
-        ) as response:
+        data = (
+            None
+            if body is None
+            else self._aiohttp.BytesPayload(body, content_type=self._content_type)
+        )
+        async with (
+            self._slots,
+            session.request(
+                method, url, data=data, allow_redirects=False, proxy=self._proxy
+            ) as response,
+        ):
             content = await response.read()
             return response.status, content, response.headers.get("Content-Type", "")
 
     def failure(self, exc: Exception) -> tuple[bool, bool] | None:
         """(is a timeout, may have been sent) for a transport failure; None for anything else."""
         aiohttp = self._aiohttp
-        if isinstance(exc, self._timeout_errors):
-            return True, False  # no connection could be had in time: never sent
+        if isinstance(exc, aiohttp.ConnectionTimeoutError):
+            return True, False  # sock_connect fired: the request never left
         if isinstance(exc, aiohttp.ClientConnectorError):
             return False, False
         if isinstance(exc, TimeoutError):
