@@ -172,3 +172,27 @@ def test_http_client_and_transport_are_exclusive() -> None:
         )
     with pytest.raises(wx.ValidationError, match="http_engine"):
         wx.AsyncLogistics("wx", "s", http_engine="curl")  # type: ignore[arg-type]
+
+
+async def test_sharded_httpx_pool_returns_every_slot() -> None:
+    """The owned httpx engine's small pools hand every slot back, after answers and failures."""
+    fake = FakeWeChat(latency=0.005)
+    cancellable(fake, 40)
+    async with served(fake) as url, wx.AsyncLogistics(
+        fake.appid, fake.secret, base_url=url, http_engine="httpx", max_connections=20
+    ) as client:
+        fake.fail_next(3, drop="before")
+        async with anyio.create_task_group() as tg:
+            for i in range(40):
+                tg.start_soon(
+                    lambda i=i: client.cancel_order(
+                        order_id=f"o{i}", delivery_id="SF", waybill_id=f"W{i}"
+                    )
+                )
+        http = client.http_client
+        assert http is not None
+        sharded = http._transport  # type: ignore[attr-defined]
+        assert len(sharded._pools) == 3  # 20 connections in pools of at most 8
+        assert sorted(sharded._free) == sorted(i for _ in range(7) for i in range(3))
+    assert all(w.state == "cancelled" for w in fake.waybills)
+    assert fake.max_concurrent <= 20

@@ -12,7 +12,8 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Mapping
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import quote, urlencode
 
@@ -176,6 +177,60 @@ class _HttpxEngine:
 
     async def aclose(self) -> None:
         await self.http.aclose()
+
+
+def _sharded_transport(total: int, shard_size: int = 8) -> Any:
+    """An httpx transport of several small connection pools, for the httpx engine we own.
+
+    httpcore scans every connection of a pool on each request and release, so its CPU per
+    request grows with the pool's size. Small pools behind an O(1) queue of free slots keep
+    that scan short. The engine's semaphore admits at most ``total`` requests, and the pools
+    hold ``total`` connections together, so a free slot always exists for an admitted request.
+    """
+    import httpx
+
+    class _SlotStream(httpx.AsyncByteStream):
+        def __init__(self, inner: httpx.AsyncByteStream, release: Callable[[], None]) -> None:
+            self._inner = inner
+            self._release: Callable[[], None] | None = release
+
+        async def __aiter__(self) -> AsyncIterator[bytes]:
+            async for chunk in self._inner:
+                yield chunk
+
+        async def aclose(self) -> None:
+            try:
+                await self._inner.aclose()
+            finally:
+                if self._release is not None:
+                    self._release()
+                    self._release = None
+
+    class ShardedTransport(httpx.AsyncBaseTransport):
+        def __init__(self) -> None:
+            count = max(1, -(-total // shard_size))
+            size = -(-total // count)
+            limits = httpx.Limits(max_connections=size, max_keepalive_connections=size)
+            self._pools = [httpx.AsyncHTTPTransport(limits=limits) for _ in range(count)]
+            self._free: deque[int] = deque(i for _ in range(size) for i in range(count))
+
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            free = self._free
+            index = free.popleft() if free else 0
+            try:
+                response = await self._pools[index].handle_async_request(request)
+            except BaseException:
+                free.append(index)
+                raise
+            assert isinstance(response.stream, httpx.AsyncByteStream)
+            response.stream = _SlotStream(response.stream, lambda: free.append(index))
+            return response
+
+        async def aclose(self) -> None:
+            for pool in self._pools:
+                await pool.aclose()
+
+    return ShardedTransport()
 
 
 class _AiohttpEngine:
@@ -357,7 +412,11 @@ class Transport:
                 max_connections=self._max_concurrency,
                 max_keepalive_connections=self._max_concurrency,
             )
-            http = httpx.AsyncClient(timeout=self._timeout.as_httpx(), limits=limits)
+            http = httpx.AsyncClient(
+                timeout=self._timeout.as_httpx(),
+                limits=limits,
+                transport=_sharded_transport(self._max_concurrency),
+            )
             self._httpx = _HttpxEngine(
                 http,
                 timeout=self._timeout,
