@@ -178,9 +178,12 @@ async def test_sharded_httpx_pool_returns_every_slot() -> None:
     """The owned httpx engine's small pools hand every slot back, after answers and failures."""
     fake = FakeWeChat(latency=0.005)
     cancellable(fake, 40)
-    async with served(fake) as url, wx.AsyncLogistics(
-        fake.appid, fake.secret, base_url=url, http_engine="httpx", max_connections=20
-    ) as client:
+    async with (
+        served(fake) as url,
+        wx.AsyncLogistics(
+            fake.appid, fake.secret, base_url=url, http_engine="httpx", max_connections=20
+        ) as client,
+    ):
         fake.fail_next(3, drop="before")
         async with anyio.create_task_group() as tg:
             for i in range(40):

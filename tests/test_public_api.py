@@ -33,6 +33,9 @@ def test_import_is_lazy() -> None:
     import subprocess
     import sys
 
-    code = "import sys, wxlogistics; print(sorted(m for m in ('httpx', 'aiohttp') if m in sys.modules))"
+    code = (
+        "import sys, wxlogistics; "
+        "print(sorted(m for m in ('httpx', 'aiohttp') if m in sys.modules))"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
