@@ -213,6 +213,13 @@ class TokenCache:
             return token
         return None
 
+    def fresh(self) -> AccessToken | None:
+        """The cached token if it needs no refresh yet (no await: the hot path)."""
+        token = self._token
+        if token is not None and self._clock() < token.refresh_at:
+            return token
+        return None
+
     async def get(self, endpoint: TokenEndpoint) -> AccessToken:
         """Return a usable token, fetching one (once, for all waiters) if needed."""
         token = self._token

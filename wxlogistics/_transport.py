@@ -465,42 +465,12 @@ class Transport:
         Retries per the :class:`RetryPolicy`; on a token error refreshes the token and replays
         once (a second token error raises :class:`AccessTokenError`).
         """
-        tokens = self.tokens
-        retries = 0
-        replayed = False
-        while True:
-            token = await tokens.get(self) if tokens is not None else None
-            started = time.perf_counter()
-            engine = self._engine()
-            url = self._url(engine, endpoint.path, token)
-            outcome = await self._send(engine, endpoint.method, url, body)
-            del url
-            error: WxLogisticsError
-            if isinstance(outcome, dict):
-                errcode = _errcode_of(outcome)
-                if errcode == 0:
-                    if _logger.isEnabledFor(_DEBUG):
-                        self._log(endpoint.path, retries, replayed, started, "errcode=0")
-                    return outcome
-                error = self._api_error(endpoint.path, outcome, errcode, token_endpoint=False)
-            else:
-                error = outcome
-            del outcome  # the raw payload may echo secrets; keep it out of this frame
-            if _logger.isEnabledFor(_DEBUG):
-                self._log(endpoint.path, retries, replayed, started, _describe(error))
-            if isinstance(error, AccessTokenError) and tokens is not None and token is not None:
-                tokens.invalidate(token)
-                if not replayed:
-                    replayed = True
-                    continue
-                raise error
-            delay = self.retry.retry_delay(error, retry=retries, idempotent=endpoint.idempotent)
-            if delay is None:
-                raise error
-            retries += 1
-            if _logger.isEnabledFor(_DEBUG):
-                _logger.debug("retrying %s in %.2fs (retry %d)", endpoint.path, delay, retries)
-            await anyio.sleep(delay)
+        outcome = await self._attempts(
+            endpoint.method, endpoint.path, body, idempotent=endpoint.idempotent
+        )
+        if isinstance(outcome, WxLogisticsError):
+            raise outcome  # from a frame that holds no URL, token or raw payload
+        return outcome
 
     async def call_token_endpoint(
         self,
@@ -515,42 +485,87 @@ class Transport:
         Only -1, timeouts, connection failures and 5xx are retried (token fetches are safe to
         repeat); nothing else is.
         """
-        outcome = await self._token_endpoint_outcome(method, path, params, json)
+        query = "?" + urlencode(params) if params else ""
+        body = encode_json(json) if json is not None else None
         del params, json  # they hold the secret; the frame that raises must not
+        outcome = await self._attempts(method, path, body, idempotent=True, query=query)
+        del query, body
         if isinstance(outcome, WxLogisticsError):
             raise outcome
         return outcome
 
-    async def _token_endpoint_outcome(
+    # -- the loop -------------------------------------------------------------------------------
+
+    async def _attempts(
         self,
         method: str,
         path: str,
-        params: Mapping[str, str] | None,
-        json: Mapping[str, Any] | None,
+        body: bytes | None,
+        *,
+        idempotent: bool,
+        query: str | None = None,
     ) -> dict[str, Any] | WxLogisticsError:
-        text = self.base_url + path + ("?" + urlencode(params) if params else "")
-        body = encode_json(json) if json is not None else None
+        """The one request loop: attempts, retries, the token replay. Returns what to raise.
+
+        ``query=None`` means a business call (the access token is added); a string, a token
+        endpoint call with that query (no token; errcodes mapped to credential errors).
+        Errors are returned, not raised, so that the frame which raises them holds no URL or
+        raw payload: error trackers that record local variables must not see a secret.
+        """
+        tokens = self.tokens if query is None else None
         retries = 0
+        replayed = False
         while True:
+            token = None
+            if tokens is not None:
+                token = tokens.fresh() or await tokens.get(self)
             started = time.perf_counter()
-            engine = self._engine()
-            outcome = await self._send(engine, method, engine.url(text), body)
+            engine = self._primary
+            if engine is None or (engine.name == "aiohttp" and "respx" in sys.modules):
+                engine = self._engine()
+            url = (
+                self._url(engine, path, token)
+                if query is None
+                else engine.url(self.base_url + path + query)
+            )
             error: WxLogisticsError
-            if isinstance(outcome, dict):
-                errcode = _errcode_of(outcome)
-                if errcode == 0:
-                    if _logger.isEnabledFor(_DEBUG):
-                        self._log(path, retries, False, started, "errcode=0")
-                    return outcome
-                error = self._api_error(path, outcome, errcode, token_endpoint=True)
+            try:
+                status, content, content_type = await engine.request(method, url, body)
+            except Exception as exc:
+                kind = engine.failure(exc)
+                if kind is None:
+                    raise
+                error = self._transport_error(exc, url, *kind)
             else:
-                error = outcome
+                payload = None
+                if status == 200:
+                    try:
+                        payload = _decode(content.decode())
+                    except ValueError:  # UnicodeDecodeError included
+                        payload = None
+                if type(payload) is not dict:
+                    error = self._response_error(status, content, content_type, url)
+                else:
+                    errcode = _errcode_of(payload)
+                    if errcode == 0:
+                        if _logger.isEnabledFor(_DEBUG):
+                            self._log(path, retries, replayed, started, "errcode=0")
+                        return payload
+                    error = self._api_error(path, payload, errcode, token_endpoint=tokens is None)
             if _logger.isEnabledFor(_DEBUG):
-                self._log(path, retries, False, started, _describe(error))
-            delay = self.retry.retry_delay(error, retry=retries, idempotent=True)
+                self._log(path, retries, replayed, started, _describe(error))
+            if isinstance(error, AccessTokenError) and tokens is not None and token is not None:
+                tokens.invalidate(token)
+                if not replayed:
+                    replayed = True
+                    continue
+                return error
+            delay = self.retry.retry_delay(error, retry=retries, idempotent=idempotent)
             if delay is None:
                 return error
             retries += 1
+            if _logger.isEnabledFor(_DEBUG):
+                _logger.debug("retrying %s in %.2fs (retry %d)", path, delay, retries)
             await anyio.sleep(delay)
 
     # -- one attempt ----------------------------------------------------------------------------
@@ -566,33 +581,6 @@ class Transport:
             query = "" if token is None else "?access_token=" + quote(token.value, safe="")
             url = engine.urls[path] = engine.url(self.base_url + path + query)
         return url
-
-    async def _send(
-        self, engine: _Engine, method: str, url: Any, body: bytes | None
-    ) -> dict[str, Any] | WxLogisticsError:
-        """One HTTP exchange. Returns the decoded JSON object, or the error to raise.
-
-        Errors are returned, not raised, so that the frame which raises them (``call``) holds
-        no URL: error trackers that record local variables must not see the token.
-        """
-        failure: Exception
-        try:
-            status, content, content_type = await engine.request(method, url, body)
-        except Exception as exc:
-            kind = engine.failure(exc)
-            if kind is None:
-                raise
-            failure = exc
-        else:
-            if status == 200:
-                try:
-                    payload = _decode(content.decode())
-                except ValueError:  # UnicodeDecodeError included
-                    payload = None
-                if type(payload) is dict:
-                    return payload
-            return self._response_error(status, content, content_type, url)
-        return self._transport_error(failure, url, *kind)
 
     def _response_error(
         self, status: int, content: bytes, content_type: str, url: Any
