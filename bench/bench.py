@@ -292,7 +292,7 @@ def main() -> None:
     parser.add_argument("--url", help=argparse.SUPPRESS)
     parser.add_argument("--run", default="r", help=argparse.SUPPRESS)
     parser.add_argument("--source", help=argparse.SUPPRESS)
-    parser.add_argument("--n", type=int, default=5000, help="calls per run")
+    parser.add_argument("--n", type=int, default=10000, help="calls per run (C=1: a fifth)")
     parser.add_argument("--c", type=int, default=50, help=argparse.SUPPRESS)
     parser.add_argument("--concurrency", default="1,50,500", help="comma-separated")
     parser.add_argument("--rounds", type=int, default=3)
