@@ -285,6 +285,15 @@ def fmt(s: dict[str, float], digits: int = 3) -> str:
     return f"{s['median']:.{digits}f} ({s['min']:.{digits}f}-{s['max']:.{digits}f})"
 
 
+def rerender(path: Path) -> None:
+    """Print the table of a saved bench.json again (after a change to the table's layout)."""
+    report = json.loads(path.read_text())
+    keys = list(report["summary"])
+    clients = list(dict.fromkeys(k.split("@")[0] for k in keys))
+    levels = sorted({int(k.split("@")[1]) for k in keys})
+    print(render(report, clients, levels))
+
+
 def main() -> None:
     """Run the whole benchmark and write the table and JSON."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -300,7 +309,11 @@ def main() -> None:
     parser.add_argument("--batch-n", type=int, default=100_000, help="0 skips the batch case")
     parser.add_argument("--import-repeat", type=int, default=15)
     parser.add_argument("--out", type=Path, default=Path("bench-results"))
+    parser.add_argument("--rerender", type=Path, help="print the table of a saved bench.json")
     args = parser.parse_args()
+    if args.rerender:
+        rerender(args.rerender)
+        return
     if args.worker:
         worker_main(args)
         return
@@ -424,6 +437,19 @@ def render(report: dict[str, Any], clients: list[str], levels: list[int]) -> str
                 f"| {name} | {c} | {fmt(s['cpu_per_call_ms'])} | {fmt(s['calls_per_s'], 0)} | "
                 f"{fmt(s['p50_ms'], 2)} | {fmt(s['p99_ms'], 2)} | {fetches} | {errors}{kinds} |"
             )
+    noise = []
+    for c in levels:
+        spread_of = report["summary"].get(f"aiohttp@{c}")
+        if spread_of:
+            cpu = spread_of["cpu_per_call_ms"]
+            noise.append(f"C={c}: {(cpu['max'] - cpu['min']) / cpu['median'] * 100:.0f}%")
+    if noise:
+        lines += [
+            "",
+            "Machine noise: raw aiohttp's own CPU per call varied across rounds by "
+            + ", ".join(noise)
+            + " (max-min over median); read the ratios with that in mind.",
+        ]
     lines += [
         "",
         "| ratio of CPU/call (per round) | " + " | ".join(f"C={c}" for c in levels) + " |",
