@@ -115,14 +115,21 @@ class CancelBatch:
             raise StopAsyncIteration from None
 
     async def _produce(self) -> None:
-        """Run ``concurrency`` workers; each pulls its next request when it is free."""
+        """Run ``concurrency`` workers; each pulls its next request when it is free.
+
+        The workers are shielded as a group: cancelling the consumer must not abandon a cancel
+        that may have reached WeChat. They stop pulling when :meth:`__aexit__` says so, and
+        finish (bounded by the client's timeouts and retries) what they already sent.
+        """
         source = _Source(self._requests)
-        async with self._send, anyio.create_task_group() as workers:
-            for _ in range(self._concurrency):
-                workers.start_soon(self._work, source, self._send.clone())
+        with anyio.CancelScope(shield=True):
+            async with self._send, anyio.create_task_group() as workers:
+                for _ in range(self._concurrency):
+                    workers.start_soon(self._work, source, self._send.clone())
 
     async def _work(self, source: _Source, send: MemoryObjectSendStream[CancelOutcome]) -> None:
         sync_next = source.sync_next
+        client = self._client
         async with send:
             while not self._stopping:
                 request = None
@@ -140,19 +147,17 @@ class CancelBatch:
                         f"cancel_orders takes CancelOrderRequest items, not {type(request)!r}"
                     )
                 self.started += 1
-                # Shielded: once sent, a cancel's answer must be collected, not abandoned.
-                with anyio.CancelScope(shield=True):
-                    try:
-                        result = await self._client.cancel(request)
-                    except WxLogisticsError as exc:
-                        outcome = CancelOutcome(request=request, error=exc)
-                    else:
-                        outcome = CancelOutcome(request=request, result=result)
-                    self.finished += 1
-                    try:
-                        send.send_nowait(outcome)
-                    except anyio.WouldBlock:
-                        await send.send(outcome)  # waits while `concurrency` outcomes are unread
+                try:
+                    result = await client.cancel(request)
+                except WxLogisticsError as exc:
+                    outcome = CancelOutcome(request=request, error=exc)
+                else:
+                    outcome = CancelOutcome(request=request, result=result)
+                self.finished += 1
+                try:
+                    send.send_nowait(outcome)
+                except anyio.WouldBlock:
+                    await send.send(outcome)  # waits while `concurrency` outcomes are unread
 
 
 class _Source:
