@@ -323,3 +323,22 @@ def test_demo_on_trio(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_sandbox_model_is_the_testing_fake() -> None:
     assert FakeWeChat().appid == "wxfake0000000000"  # the sandbox's default credentials
+
+
+def test_sandbox_preload_with_states(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "pre.csv"
+    path.write_text(
+        "order_id,delivery_id,waybill_id,openid,state\n"
+        "A1,SF,W1,,\nA2,SF,W2,,has_traces\nA3,SF,W3,,cancelled\nA4,SF,W4,,bogus\n,SF,W5,,\n",
+        encoding="utf-8",
+    )
+    fake = FakeWeChat()
+    assert cli._preload(fake, path) == 3
+    assert [(w.order_id, w.state) for w in fake.waybills] == [
+        ("A1", "created"),
+        ("A2", "has_traces"),
+        ("A3", "cancelled"),
+    ]
+    err = capsys.readouterr().err
+    assert "pre.csv:5: skipped: unknown state 'bogus'" in err
+    assert "pre.csv:6: skipped: missing order_id" in err

@@ -18,7 +18,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import IO, Any, TextIO
+from typing import IO, TYPE_CHECKING, Any, TextIO
 
 import anyio
 
@@ -46,6 +46,9 @@ from ._exceptions import (
     WxLogisticsError,
 )
 from ._models import CancelOrderRequest, CancelOutcome
+
+if TYPE_CHECKING:
+    from .testing import FakeWeChat, WaybillState
 
 __all__ = ["main"]
 
@@ -548,7 +551,14 @@ async def _sandbox(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _preload(fake: Any, path: Path) -> int | None:
+_STATES: dict[str, WaybillState] = {
+    "created": "created",
+    "has_traces": "has_traces",
+    "cancelled": "cancelled",
+}
+
+
+def _preload(fake: FakeWeChat, path: Path) -> int | None:
     """Create the waybills listed in ``path`` (with an optional ``state`` column)."""
     if not path.is_file():
         print(f"error: no such file: {path}", file=sys.stderr)
@@ -561,9 +571,9 @@ def _preload(fake: Any, path: Path) -> int | None:
                 if isinstance(row, str):
                     raise BadRow(row)
                 request = _to_request(row)
-                state = row.get("state") or "created"
-                if state not in ("created", "has_traces", "cancelled"):
-                    raise BadRow(f"unknown state {state!r}")
+                state = _STATES.get(row.get("state") or "created")
+                if state is None:
+                    raise BadRow(f"unknown state {row.get('state')!r}")
                 fake.add_waybill(
                     request.order_id, request.delivery_id, request.waybill_id, state=state
                 )
@@ -588,8 +598,10 @@ async def _demo(args: argparse.Namespace) -> int:
                 CancelOrderRequest(order_id=order_id, delivery_id=delivery_id, waybill_id=f"W{i}")
             )
             continue
-        state = "has_traces" if roll < 0.15 else "cancelled" if roll < 0.25 else "created"
-        waybill = fake.add_waybill(order_id, delivery_id, f"W{i}", state=state)  # type: ignore[arg-type]
+        state: WaybillState = (
+            "has_traces" if roll < 0.15 else "cancelled" if roll < 0.25 else "created"
+        )
+        waybill = fake.add_waybill(order_id, delivery_id, f"W{i}", state=state)
         requests.append(
             CancelOrderRequest(
                 order_id=order_id, delivery_id=delivery_id, waybill_id=waybill.waybill_id
