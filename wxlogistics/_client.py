@@ -76,9 +76,10 @@ class AsyncLogistics:
         appid: The mini program's AppID; defaults to the ``WX_APPID`` environment variable.
         secret: The AppSecret; defaults to ``WX_SECRET``. Never shown in reprs or errors.
         base_url: The API host (point it at a sandbox or a proxy).
-        timeout: Seconds per read/write/pool wait (connect: at most 5 s), or an
-            ``httpx.Timeout`` with every part set. Applied to every request, also on a
-            client passed as ``http_client``. There is no way to turn timeouts off.
+        timeout: Seconds allowed to send a request and to wait for its answer (connect: at
+            most 5 s), or an ``httpx.Timeout`` with every part set; see docs/timeouts.md.
+            Applied to every request, also on a client passed as ``http_client``. There is
+            no way to turn timeouts off (waiting for a free connection is not timed).
         max_retries: Retries after the first attempt; see :class:`RetryPolicy`.
         retry_policy: Full control over retries; overrides ``max_retries``.
         token_source: ``"stable"`` (default, ``/cgi-bin/stable_token``), ``"classic"``

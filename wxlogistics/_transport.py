@@ -236,7 +236,7 @@ def _sharded_transport(total: int, shard_size: int = 8) -> Any:
 class _AiohttpEngine:
     """Requests through an ``aiohttp.ClientSession``: asyncio only, created on first use.
 
-    The connector's ``limit`` bounds requests in flight; more callers queue in the connector.
+    An anyio semaphore bounds requests in flight; more callers queue there, without a timeout.
 
     httpx's connection pool costs about ten times aiohttp's CPU per request at 50 concurrent
     requests (it scans every connection on every request); see the benchmark.
@@ -250,7 +250,6 @@ class _AiohttpEngine:
         limit: int,
         timeout: Timeouts,
         user_agent: str,
-        headers: Mapping[str, str],
         base_url: str,
     ) -> None:
         import aiohttp
@@ -266,14 +265,10 @@ class _AiohttpEngine:
             total=None, sock_connect=timeout.connect, sock_read=timeout.read
         )
         self._slots = anyio.Semaphore(limit, fast_acquire=True)
-        base = {k.lower(): v for k, v in headers.items()}
-        base.pop("accept-encoding", None)
-        base["user-agent"] = user_agent
-        base["accept"] = "application/json"
-        self._headers = base  # session defaults: nothing to merge per request
+        # Session defaults: nothing to merge per request.
+        self._headers = {"user-agent": user_agent, "accept": "application/json"}
         self._content_type = "application/json; charset=utf-8"
         self._session: Any = None
-        self._closed = False
         # HTTP(S)_PROXY / NO_PROXY, as httpx honours them, read once: aiohttp's trust_env
         # would look them up in a worker thread on every request.
         self._proxy = _env_proxy(base_url)
@@ -333,7 +328,6 @@ class _AiohttpEngine:
         return None
 
     async def aclose(self) -> None:
-        self._closed = True
         if self._session is not None:
             await self._session.close()
 
@@ -382,8 +376,7 @@ class Transport:
         self._user_agent = user_agent
         self._max_concurrency = max_concurrency
         self._choice = engine
-        self._http = http
-        self._owns_http = owns_http or http is None
+        self._owns_http = owns_http
         self._httpx: _HttpxEngine | None = (
             _HttpxEngine(
                 http, timeout=timeout, user_agent=user_agent, max_concurrency=max_concurrency
@@ -438,7 +431,6 @@ class Transport:
                 limit=self._max_concurrency,
                 timeout=self._timeout,
                 user_agent=self._user_agent,
-                headers={},
                 base_url=self.base_url,
             )
         self._primary = engine
@@ -551,7 +543,9 @@ class Transport:
                         if _logger.isEnabledFor(_DEBUG):
                             self._log(path, retries, replayed, started, "errcode=0")
                         return payload
-                    error = self._api_error(path, payload, errcode, token_endpoint=tokens is None)
+                    error = self._api_error(
+                        path, payload, errcode, token_endpoint=query is not None
+                    )
             if _logger.isEnabledFor(_DEBUG):
                 self._log(path, retries, replayed, started, _describe(error))
             if isinstance(error, AccessTokenError) and tokens is not None and token is not None:
