@@ -321,10 +321,6 @@ def test_demo_on_trio(capsys: pytest.CaptureFixture[str]) -> None:
     assert re.search(r"processed\s+50", capsys.readouterr().out)
 
 
-def test_sandbox_model_is_the_testing_fake() -> None:
-    assert FakeWeChat().appid == "wxfake0000000000"  # the sandbox's default credentials
-
-
 def test_sandbox_preload_with_states(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "pre.csv"
     path.write_text(
