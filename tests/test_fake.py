@@ -210,12 +210,38 @@ async def test_transient_faults_are_retried_to_success(fault: dict[str, object])
     assert fake.waybill(IDS["order_id"]).cancellations == 1
 
 
-async def test_answer_lost_after_cancel_shows_as_already_cancelled() -> None:
+async def test_answer_lost_after_cancel_is_confirmed_by_the_retry() -> None:
+    """The first attempt cancelled the waybill but its answer was lost: the retry's 9300524
+    confirms it, so the call succeeds (issue 8, item 4)."""
     fake = make_fake()
     fake.fail_next(1, drop="after")
     async with fake.client() as client:
-        with pytest.raises(wx.AlreadyCancelledError):
+        result = await client.cancel_order(**IDS)
+    assert result.confirmed_by_retry is True
+    assert result.errcode == 9300524
+    assert fake.waybill(IDS["order_id"]).cancellations == 1
+    assert [c.path for c in fake.calls if c.path == CANCEL] == [CANCEL, CANCEL]
+
+
+async def test_first_attempt_9300524_stays_already_cancelled() -> None:
+    fake = make_fake()
+    async with fake.client() as client:
+        await client.cancel_order(**IDS)
+        with pytest.raises(wx.AlreadyCancelledError) as info:
             await client.cancel_order(**IDS)
+    assert info.value.may_have_been_sent is False
+
+
+async def test_dropped_then_busy_says_it_may_have_been_carried_out() -> None:
+    """Item 5: after an attempt that may have been carried out, whatever error is finally
+    raised says so."""
+    fake = make_fake()
+    fake.fail_next(1, drop="after")
+    fake.fail_next(2, errcode=-1)
+    async with fake.client(retry_policy=wx.RetryPolicy(max_retries=2, initial_delay=0)) as client:
+        with pytest.raises(wx.SystemBusyError) as info:
+            await client.cancel_order(**IDS)
+    assert info.value.may_have_been_sent is True
     assert fake.waybill(IDS["order_id"]).cancellations == 1
 
 

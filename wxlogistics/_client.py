@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import AsyncIterable, Callable, Iterable
 from types import TracebackType
 from typing import TYPE_CHECKING, Literal
@@ -34,6 +35,8 @@ from ._transport import Timeouts, Transport, encode_json
 
 if TYPE_CHECKING:
     import httpx
+
+    from ._wire import WireTransport
 
 __all__ = ["AsyncLogistics"]
 
@@ -69,28 +72,33 @@ class AsyncLogistics:
             )
 
     One instance is safe to share between any number of concurrent tasks, and should be: it
-    holds the connection pool and the access-token cache. Create it inside the event loop
-    that uses it (asyncio or trio), and close it with ``aclose()`` or ``async with``.
+    holds the connection pool and the access-token cache. Use it from one event loop at a
+    time (asyncio or trio; one loop after another is fine), and close it with ``aclose()`` or
+    ``async with``.
+
+    Every request goes through :attr:`http_client`, an ``httpx.AsyncClient`` that the session
+    creates (over :class:`WireTransport`) or that you pass in: its event hooks, auth, headers
+    and mounts apply, and respx or pytest-httpx mock it.
 
     Args:
         appid: The mini program's AppID; defaults to the ``WX_APPID`` environment variable.
         secret: The AppSecret; defaults to ``WX_SECRET``. Never shown in reprs or errors.
-        base_url: The API host (point it at a sandbox or a proxy).
+        base_url: The API host (a sandbox or a proxy); defaults to ``WX_BASE_URL``, else
+            WeChat's.
         timeout: Seconds allowed to send a request and to wait for its answer (connect: at
             most 5 s), or an ``httpx.Timeout`` with every part set; see docs/timeouts.md.
             Applied to every request, also on a client passed as ``http_client``. There is
             no way to turn timeouts off (waiting for a free connection is not timed).
-        max_retries: Retries after the first attempt; see :class:`RetryPolicy`.
-        retry_policy: Full control over retries; overrides ``max_retries``.
+        max_retries: Retries after the first attempt; see :class:`RetryPolicy`. Not together
+            with ``retry_policy``.
+        retry_policy: Full control over retries.
         token_source: ``"stable"`` (default, ``/cgi-bin/stable_token``), ``"classic"``
             (``/cgi-bin/token``) or any :class:`TokenSource`.
         max_connections: Requests in flight at once; more callers queue in the client.
-        http_client: An ``httpx.AsyncClient`` to send through. The client does not close it.
-        transport: An httpx transport for the client this client creates and owns (a test
-            double, or another HTTP engine); not together with ``http_client``.
-        http_engine: ``"auto"`` (default): aiohttp on asyncio, httpx on trio, and httpx
-            whenever respx is patching httpx; ``"httpx"`` or ``"aiohttp"`` to force one.
-            Ignored when ``http_client`` or ``transport`` is given (httpx then).
+        http_client: An ``httpx.AsyncClient`` to send through. The session does not close it.
+        transport: An httpx transport for the ``httpx.AsyncClient`` the session creates (a
+            test double, another wire); default :class:`WireTransport`. Not together with
+            ``http_client``.
         token_refresh_margin: Refresh a token this many seconds before it expires.
         clock: Monotonic clock for token expiry (for tests).
     """
@@ -100,18 +108,20 @@ class AsyncLogistics:
         appid: str | None = None,
         secret: str | None = None,
         *,
-        base_url: str = DEFAULT_BASE_URL,
+        base_url: str | None = None,
         timeout: float | httpx.Timeout = DEFAULT_TIMEOUT,
-        max_retries: int = DEFAULT_MAX_RETRIES,
+        max_retries: int | None = None,
         retry_policy: RetryPolicy | None = None,
         token_source: TokenSource | Literal["stable", "classic"] = "stable",
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
         http_client: httpx.AsyncClient | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
-        http_engine: Literal["auto", "httpx", "aiohttp"] = "auto",
         token_refresh_margin: float = DEFAULT_REFRESH_MARGIN,
         clock: Callable[[], float] | None = None,
     ) -> None:
+        self._closed = True  # until constructed: __del__ must not warn about a failed __init__
+        if base_url is None:
+            base_url = os.environ.get("WX_BASE_URL") or DEFAULT_BASE_URL
         if not isinstance(base_url, str) or not base_url.startswith(("https://", "http://")):
             raise ValidationError(f"base_url must be an http(s) URL: {base_url!r}")
         if isinstance(max_connections, bool) or not isinstance(max_connections, int):
@@ -120,9 +130,16 @@ class AsyncLogistics:
             raise ValidationError("max_connections must be at least 1")
         resolved_timeout = _resolve_timeout(timeout)
         if retry_policy is None:
+            if max_retries is None:
+                max_retries = DEFAULT_MAX_RETRIES
             if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
                 raise ValidationError(f"max_retries must be an int >= 0: {max_retries!r}")
             retry_policy = RetryPolicy(max_retries=max_retries)
+        elif max_retries is not None:
+            raise ValidationError(
+                "pass max_retries or retry_policy, not both "
+                "(RetryPolicy(max_retries=...) sets both)"
+            )
 
         source: TokenSource
         secrets: tuple[str, ...] = ()
@@ -158,14 +175,15 @@ class AsyncLogistics:
 
         if http_client is not None and transport is not None:
             raise ValidationError("pass http_client or transport, not both")
-        if http_engine not in ("auto", "httpx", "aiohttp"):
-            raise ValidationError(
-                f"http_engine must be 'auto', 'httpx' or 'aiohttp': {http_engine!r}"
-            )
-        owns_http = http_client is None
-        if transport is not None:
-            import httpx
+        import httpx
 
+        owns_http = http_client is None
+        self._wire: WireTransport | None = None
+        if http_client is None:
+            if transport is None:
+                from ._wire import WireTransport
+
+                transport = self._wire = WireTransport(max_connections=max_connections)
             http_client = httpx.AsyncClient(
                 transport=transport,
                 timeout=resolved_timeout.as_httpx(),
@@ -173,7 +191,10 @@ class AsyncLogistics:
                     max_connections=max_connections, max_keepalive_connections=max_connections
                 ),
             )
-        self._closed = False
+        elif not isinstance(http_client, httpx.AsyncClient):
+            raise ValidationError(
+                f"http_client must be an httpx.AsyncClient, not {type(http_client).__name__}"
+            )
         self._tokens = TokenCache(
             source,
             refresh_margin=token_refresh_margin,
@@ -183,16 +204,16 @@ class AsyncLogistics:
         self._transport = Transport(
             http=http_client,
             owns_http=owns_http,
-            engine=http_engine,
             base_url=base_url,
             timeout=resolved_timeout,
             retry=retry_policy,
             tokens=self._tokens,
-            max_concurrency=max_connections,
             secrets=secrets,
             user_agent=f"wxlogistics/{__version__}",
+            max_concurrency=max_connections,
         )
         install_httpx_log_filter()
+        self._closed = False
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -200,20 +221,27 @@ class AsyncLogistics:
         state = "closed" if self._closed else "open"
         return f"<AsyncLogistics appid={self.appid!r} base_url={self.base_url!r} {state}>"
 
+    def __del__(self, _warn: Callable[..., None] = warnings.warn) -> None:
+        if self._closed or self._wire is None:
+            return
+        if self._wire.holds_connections:
+            _warn(
+                f"unclosed {self!r}: close it with 'await client.aclose()' or use "
+                "'async with AsyncLogistics(...) as client' (its connections are leaking)",
+                ResourceWarning,
+                stacklevel=2,
+                source=self,
+            )
+
     @property
     def base_url(self) -> str:
         """The API host requests go to."""
         return self._transport.base_url
 
     @property
-    def http_client(self) -> httpx.AsyncClient | None:
-        """The ``httpx.AsyncClient`` requests go through, if httpx is the engine in use."""
+    def http_client(self) -> httpx.AsyncClient:
+        """The ``httpx.AsyncClient`` every request goes through (yours, or the session's)."""
         return self._transport.http
-
-    @property
-    def engine(self) -> str:
-        """The HTTP engine: ``"aiohttp"`` or ``"httpx"`` (``"unstarted"`` before any request)."""
-        return self._transport.engine_name
 
     @property
     def tokens(self) -> TokenCache:
@@ -226,7 +254,13 @@ class AsyncLogistics:
         return self._closed
 
     async def aclose(self) -> None:
-        """Close the client. Idempotent; closes the HTTP client only if this client made it."""
+        """Close the client. Idempotent.
+
+        New calls raise :class:`ClientClosedError` at once; calls already sent get up to
+        5 seconds to finish (those still running then end as :class:`TransportError` with
+        ``may_have_been_sent=True``). Closes the ``httpx.AsyncClient`` only if the session
+        created it.
+        """
         if self._closed:
             return
         self._closed = True

@@ -6,5 +6,10 @@ from ._transport import Endpoint
 
 __all__ = ["CANCEL_ORDER"]
 
-CANCEL_ORDER = Endpoint("POST", "/cgi-bin/express/business/order/cancel", idempotent=True)
-"""cancelOrder: cancelling twice does no harm (the second answers 9300524)."""
+CANCEL_ORDER = Endpoint(
+    "POST",
+    "/cgi-bin/express/business/order/cancel",
+    idempotent=True,
+    done_errcodes=frozenset({9300524}),
+)
+"""cancelOrder: cancelling twice does no harm (the second answers 9300524, "already done")."""

@@ -19,6 +19,7 @@ from ._exceptions import (
     WaybillNotFoundError,
     WxLogisticsError,
 )
+from ._transport import ConfirmedPayload
 
 __all__ = ["CancelOrderRequest", "CancelOrderResult", "CancelOutcome", "CancelStatus"]
 
@@ -108,6 +109,10 @@ class CancelOrderResult:
     """The carrier's message, or None when WeChat did not send one."""
     payload: dict[str, Any] = attrs.field(repr=False, eq=False)
     """The whole decoded JSON body."""
+    confirmed_by_retry: bool = False
+    """True when an attempt that may have reached WeChat got no answer, and the retry was
+    answered 9300524 (already cancelled): the earlier attempt cancelled the waybill.
+    ``errcode``/``errmsg`` are then the retry's (9300524)."""
 
     @classmethod
     def from_api(cls, payload: dict[str, Any]) -> CancelOrderResult:
@@ -119,6 +124,7 @@ class CancelOrderResult:
             delivery_resultcode=_optional_int(payload.get("delivery_resultcode")),
             delivery_resultmsg=msg if isinstance(msg, str) else None,
             payload=payload,
+            confirmed_by_retry=type(payload) is ConfirmedPayload,
         )
 
 

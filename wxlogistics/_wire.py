@@ -1,0 +1,586 @@
+"""The wire beneath the session's ``httpx.AsyncClient``: :class:`WireTransport`.
+
+httpx is the HTTP API of wxlogistics (event hooks, auth, mounts, headers, respx); this module
+is what carries its requests, as an ``httpx.AsyncBaseTransport``:
+
+- on asyncio, an aiohttp session per running event loop (created on first use there), which
+  costs a fraction of httpcore's CPU per request at high concurrency;
+- on trio, httpcore through ``httpx.AsyncHTTPTransport``, split into small pools (httpcore
+  scans every connection of a pool on each request) behind a stack of free slots, so idle
+  connections are reused first and a sequential client uses one connection.
+
+Whatever runs beneath, the transport behaves the same: failures are raised as httpx
+exceptions (``ConnectError``, ``ConnectTimeout``, ``ReadTimeout``, ``RemoteProtocolError``...),
+gzip and deflate answers are decoded within a size bound, response headers may be up to
+64 KiB, each attempt has one total deadline, a request marked safe to repeat that fails
+before any byte of its answer arrived is sent once more at once, and proxies come from the
+environment as httpx reads them. Per-run state (sessions, pools, the concurrency bound) is
+closed when its event loop ends, so one client works across ``asyncio.run`` calls and on
+asyncio then trio.
+
+This module imports httpx, httpcore and (on first use on asyncio) aiohttp; ``import
+wxlogistics`` does not import it.
+"""
+
+from __future__ import annotations
+
+import asyncio  # noqa: TID251 - the aiohttp wire is asyncio's by nature; trio uses anyio
+import functools
+import ssl
+import sys
+import threading
+import urllib.parse
+import urllib.request
+import zlib
+from collections.abc import AsyncGenerator, Callable, Sequence
+from typing import Any
+
+import anyio
+import httpcore
+import httpx
+
+from ._exceptions import WxLogisticsError
+
+__all__ = [
+    "ended",
+    "run_key",
+    "MAX_HEADER_BYTES",
+    "MAX_RESPONSE_BYTES",
+    "SAFE_TO_REPEAT",
+    "ResponseTooLargeError",
+    "WireTransport",
+]
+
+MAX_RESPONSE_BYTES = 10 * 1024 * 1024
+"""The largest answer body accepted (after decoding); larger ones fail the attempt."""
+MAX_HEADER_BYTES = 64 * 1024
+"""The largest response header line accepted."""
+SAFE_TO_REPEAT = "wxlogistics.safe_to_repeat"
+"""Request extension: True when the request may be sent twice (a stale connection is resent)."""
+
+_SHARD_SIZE = 8
+_ENCODINGS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
+
+
+class ResponseTooLargeError(httpx.DecodingError):
+    """The answer's body (after decoding) is larger than the transport accepts."""
+
+
+class _ClosedTransportError(httpx.ConnectError):
+    """The transport was closed before this request could be sent (it was not sent)."""
+
+
+@functools.cache
+def shared_ssl_context() -> ssl.SSLContext:
+    """One verifying SSL context per process (certifi's CAs, as httpx), built on first use."""
+    import certifi
+
+    return ssl.create_default_context(cafile=certifi.where())
+
+
+@functools.cache
+def _original_methods() -> tuple[Any, Any]:
+    """Httpx's and httpcore's request methods as shipped (respx and pytest-httpx patch them)."""
+    return (
+        _unpatched(httpx.AsyncHTTPTransport, "handle_async_request", "httpx."),
+        _unpatched(httpcore.AsyncConnectionPool, "handle_async_request", "httpcore."),
+    )
+
+
+def _unpatched(cls: type, name: str, package: str) -> Any:
+    method = getattr(cls, name)
+    return method if getattr(method, "__module__", "").startswith(package) else None
+
+
+def _mocked() -> bool:
+    """Whether a test double patches httpx's or httpcore's transport right now."""
+    httpx_method, httpcore_method = _original_methods()
+    return (
+        httpx.AsyncHTTPTransport.handle_async_request is not httpx_method
+        or httpcore.AsyncConnectionPool.handle_async_request is not httpcore_method
+    )
+
+
+def _env_proxies() -> dict[str, str]:
+    """Proxies from the environment (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY), as httpx reads them."""
+    proxies = urllib.request.getproxies()
+    result = {}
+    for scheme in ("http", "https"):
+        url = proxies.get(scheme) or proxies.get("all")
+        if url:
+            result[scheme] = url if "://" in url else "http://" + url
+    return result
+
+
+class WireTransport(httpx.AsyncBaseTransport):
+    """The default transport of an :class:`AsyncLogistics` session's ``httpx.AsyncClient``.
+
+    Use it under a client of your own to keep the fast wire::
+
+        http = httpx.AsyncClient(transport=wxlogistics.WireTransport(), event_hooks=...)
+        client = wxlogistics.AsyncLogistics(http_client=http)
+
+    Args:
+        max_connections: Requests in flight at once (per event loop); more wait their turn,
+            without a timeout.
+        verify: ``True`` (certifi's CAs; one context per process), ``False``, or an
+            ``ssl.SSLContext``.
+        trust_env: Read ``HTTP_PROXY``/``HTTPS_PROXY``/``ALL_PROXY``/``NO_PROXY``.
+        proxy: A proxy URL for every request (overrides the environment).
+        max_response_bytes: Larger answers fail with :class:`ResponseTooLargeError`.
+        keepalive_expiry: Seconds an idle connection is kept.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_connections: int = 100,
+        verify: ssl.SSLContext | bool = True,
+        trust_env: bool = True,
+        proxy: str | None = None,
+        max_response_bytes: int = MAX_RESPONSE_BYTES,
+        keepalive_expiry: float = 5.0,
+    ) -> None:
+        self.max_connections = max_connections
+        self._verify = verify
+        self._proxies = {"http": proxy, "https": proxy} if proxy else {}
+        if not proxy and trust_env:
+            self._proxies = _env_proxies()
+        self._proxy_cache: dict[tuple[str, str], str | None] = {}
+        self.max_response_bytes = max_response_bytes
+        self._keepalive_expiry = keepalive_expiry
+        self._runs: dict[object, _Run] = {}
+        self._lock = threading.Lock()
+        self._fallback: httpx.AsyncHTTPTransport | None = None
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"<WireTransport max_connections={self.max_connections}>"
+
+    @property
+    def holds_connections(self) -> bool:
+        """True while some event loop's wire is open (until that loop ends or aclose())."""
+        return bool(self._runs)
+
+    # -- what httpx calls ---------------------------------------------------------------------
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        """Send ``request`` on the running event loop's wire and return the read response."""
+        loop = asyncio._get_running_loop()
+        run = self._runs.get(loop if loop is not None else _trio_run())
+        if run is None:
+            run = await self._start_run(loop)
+        if _mocked():
+            return await self._send_mocked(request)
+        return await run.send(request)
+
+    async def aclose(self) -> None:
+        """Close the transport: the running event loop's wire now; other loops' as they end."""
+        self._closed = True
+        loop = asyncio._get_running_loop()
+        key = loop if loop is not None else _trio_run()
+        run = self._runs.get(key)
+        if run is not None:
+            await run.lifetime.aclose()  # its finally block closes the wire
+        if self._fallback is not None:
+            await self._fallback.aclose()
+
+    # -- per event loop ------------------------------------------------------------------------
+
+    async def _start_run(self, loop: Any) -> _Run:
+        """Open the wire for the running loop (asyncio) or run (trio), closed when it ends."""
+        if self._closed:
+            raise _ClosedTransportError("the transport is closed")
+        key = loop if loop is not None else _trio_run()
+        with self._lock:
+            for other in list(self._runs):
+                if other is not key and not ended(other):
+                    raise in_use_elsewhere()
+                self._runs.pop(other, None)  # its loop ended without telling us
+            run: _Run = _AiohttpRun(self, loop) if loop is not None else _TrioRun(self)
+            self._runs[key] = run
+        # An async generator parked at its first yield is finalised by the event loop when
+        # it ends (asyncio.run's shutdown_asyncgens, trio's end of run): that closes the wire.
+        run.lifetime = self._lifetime(key, run)
+        await run.lifetime.asend(None)
+        return run
+
+    async def _lifetime(self, key: object, run: _Run) -> AsyncGenerator[None, None]:
+        try:
+            yield
+        finally:
+            with self._lock:
+                if self._runs.get(key) is run:
+                    del self._runs[key]
+            with anyio.CancelScope(shield=True):
+                await run.aclose()
+
+    async def _send_mocked(self, request: httpx.Request) -> httpx.Response:
+        """Route through httpx's own transport, so that respx or pytest-httpx sees the request."""
+        if self._fallback is None:
+            self._fallback = httpx.AsyncHTTPTransport(verify=self._ssl_context(), trust_env=False)
+        return await self._fallback.handle_async_request(request)
+
+    # -- shared by the wires -------------------------------------------------------------------
+
+    def _ssl_context(self) -> ssl.SSLContext:
+        verify = self._verify
+        if isinstance(verify, ssl.SSLContext):
+            return verify
+        if verify:
+            return shared_ssl_context()
+        return _unverified_ssl_context()
+
+    def proxy_for(self, url: httpx.URL) -> str | None:
+        """The proxy for ``url`` (None: connect directly); NO_PROXY is honoured."""
+        if not self._proxies:
+            return None
+        key = (url.scheme, url.host)
+        if key not in self._proxy_cache:
+            proxy = self._proxies.get(url.scheme)
+            if proxy and urllib.request.proxy_bypass(url.host):
+                proxy = None
+            self._proxy_cache[key] = proxy
+        return self._proxy_cache[key]
+
+    def finish(
+        self, status: int, raw_headers: Sequence[tuple[bytes, bytes]], body: bytes
+    ) -> httpx.Response:
+        """The httpx response for a read answer: body decoded (gzip, deflate) within the bound."""
+        limit = self.max_response_bytes
+        encoding = None
+        for key, value in raw_headers:
+            if key.lower() == b"content-encoding":
+                encoding = value.decode("latin-1").strip().lower()
+        if encoding in _ENCODINGS:
+            body = _inflate(body, _ENCODINGS[encoding], limit)
+            raw_headers = [
+                (k, v)
+                for k, v in raw_headers
+                if k.lower() not in (b"content-encoding", b"content-length")
+            ]
+        elif len(body) > limit:
+            raise ResponseTooLargeError(f"the answer is larger than {limit} bytes")
+        return httpx.Response(
+            status,
+            headers=raw_headers,
+            content=body,
+            extensions={"http_version": b"HTTP/1.1"},
+        )
+
+
+def _inflate(body: bytes, wbits: int, limit: int) -> bytes:
+    try:
+        decoder = zlib.decompressobj(wbits)
+        data = decoder.decompress(body, limit + 1)
+        if len(data) > limit or decoder.unconsumed_tail:
+            raise ResponseTooLargeError(f"the decoded answer is larger than {limit} bytes")
+        return data + decoder.flush()
+    except zlib.error as exc:
+        if wbits == zlib.MAX_WBITS:  # "deflate" is sometimes sent without its zlib header
+            return _inflate(body, -zlib.MAX_WBITS, limit)
+        raise httpx.DecodingError(f"the answer's body could not be decoded: {exc}") from None
+
+
+@functools.cache
+def _unverified_ssl_context() -> ssl.SSLContext:
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def _trio_run() -> object:
+    """The running trio run (its root task), the key of its wire."""
+    trio = sys.modules.get("trio")
+    if trio is not None:
+        try:
+            return trio.lowlevel.current_root_task()
+        except RuntimeError:
+            pass
+    raise WxLogisticsError("wxlogistics must be used inside a running asyncio or trio event loop")
+
+
+def in_use_elsewhere() -> WxLogisticsError:
+    """The error for a client used from a second event loop while the first still runs."""
+    return WxLogisticsError(
+        "this client is in use by another event loop that is still running; create one "
+        "AsyncLogistics per event loop (for example one per thread, or inside each asyncio.run)"
+    )
+
+
+def run_key() -> object:
+    """What identifies the running event loop (asyncio) or run (trio)."""
+    loop = asyncio._get_running_loop()
+    return loop if loop is not None else _trio_run()
+
+
+def ended(key: object) -> bool:
+    """Whether the loop (asyncio) or run (trio) that ``key`` names has ended."""
+    if isinstance(key, asyncio.AbstractEventLoop):
+        return key.is_closed() or not key.is_running()
+    coro = getattr(key, "coro", None)  # a trio run's root task: its coroutine ends with the run
+    return getattr(coro, "cr_frame", None) is None
+
+
+class _Run:
+    """The wire of one event loop: its connections and its concurrency bound."""
+
+    lifetime: AsyncGenerator[None, None]
+
+    async def send(self, request: httpx.Request) -> httpx.Response:
+        raise NotImplementedError
+
+    async def aclose(self) -> None:
+        raise NotImplementedError
+
+
+def _timeouts(request: httpx.Request) -> tuple[float, float]:
+    """(connect timeout, total deadline of the attempt) from the request's timeout extension."""
+    timeout = request.extensions.get("timeout") or {}
+    connect = timeout.get("connect") or 5.0
+    read = timeout.get("read") or 10.0
+    write = timeout.get("write") or read
+    return connect, connect + max(read, write)
+
+
+class _AiohttpRun(_Run):
+    """aiohttp on one asyncio event loop."""
+
+    def __init__(self, owner: WireTransport, loop: Any) -> None:
+        import aiohttp
+        import yarl
+
+        self._aiohttp = aiohttp
+        self._yarl_url = yarl.URL
+        self._owner = owner
+        self._slots = asyncio.Semaphore(owner.max_connections)
+        connector = aiohttp.TCPConnector(
+            limit=owner.max_connections,
+            limit_per_host=0,
+            keepalive_timeout=owner._keepalive_expiry,
+            ssl=False,  # set per https request: no SSL context is built for an http:// host
+        )
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            auto_decompress=False,
+            skip_auto_headers=("User-Agent", "Accept-Encoding", "Accept", "Content-Type"),
+            cookie_jar=aiohttp.DummyCookieJar(),  # httpx keeps the cookies
+            trust_env=False,  # proxies are resolved once, by WireTransport
+            max_line_size=MAX_HEADER_BYTES,
+            max_field_size=MAX_HEADER_BYTES,
+            requote_redirect_url=False,
+        )
+        self._timeouts: dict[tuple[float, float], Any] = {}
+        self._urls: dict[int, tuple[httpx.URL, Any]] = {}
+        self._failure = _aiohttp_failure_mapper(aiohttp)
+
+    def _yarl(self, url: httpx.URL) -> Any:
+        hit = self._urls.get(id(url))
+        if hit is not None and hit[0] is url:
+            return hit[1]
+        if len(self._urls) > 512:
+            self._urls.clear()
+        yurl = self._yarl_url(str(url), encoded=True)
+        self._urls[id(url)] = (url, yurl)
+        return yurl
+
+    async def send(self, request: httpx.Request) -> httpx.Response:
+        owner = self._owner
+        key = _timeouts(request)
+        timeout = self._timeouts.get(key)
+        if timeout is None:
+            timeout = self._timeouts[key] = self._aiohttp.ClientTimeout(
+                total=key[1], sock_connect=key[0]
+            )
+        url = request.url
+        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw]
+        body = request.content if hasattr(request, "_content") else await request.aread()
+        ssl_context: Any = owner._ssl_context() if url.scheme == "https" else False
+        proxy = owner.proxy_for(url) if owner._proxies else None
+        resend = request.extensions.get(SAFE_TO_REPEAT, False)
+        async with self._slots:
+            if owner._closed:
+                raise _ClosedTransportError("the transport was closed before sending")
+            while True:
+                try:
+                    async with self._session.request(
+                        request.method,
+                        self._yarl(url),
+                        data=body or None,
+                        headers=headers,
+                        allow_redirects=False,
+                        timeout=timeout,
+                        ssl=ssl_context,
+                        proxy=proxy,
+                    ) as response:
+                        try:
+                            content = await self._read(response)
+                        except Exception as exc:
+                            raise self._failure(exc, answered=True) from exc
+                        return owner.finish(response.status, response.raw_headers, content)
+                except httpx.HTTPError:
+                    raise
+                except Exception as exc:
+                    error = self._failure(exc, answered=False)
+                    if resend and isinstance(error, _STALE):
+                        resend = False
+                        continue
+                    raise error from exc
+
+    async def _read(self, response: Any) -> bytes:
+        limit = self._owner.max_response_bytes
+        length = response.content_length
+        if length is not None and length <= limit:
+            data: bytes = await response.read()
+            return data
+        if length is not None:
+            raise ResponseTooLargeError(f"the answer is larger than {limit} bytes")
+        chunks = []
+        size = 0
+        async for chunk in response.content.iter_any():
+            size += len(chunk)
+            if size > limit:
+                raise ResponseTooLargeError(f"the answer is larger than {limit} bytes")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    async def aclose(self) -> None:
+        await self._session.close()
+
+
+# Failures before any byte of the answer that a stale keep-alive connection causes.
+_STALE = (httpx.RemoteProtocolError, httpx.WriteError, httpx.ReadError)
+
+
+def _aiohttp_failure_mapper(aiohttp: Any) -> Callable[..., httpx.HTTPError]:
+    """A function mapping an aiohttp (or OS) failure to the matching httpx exception."""
+
+    def failure(exc: BaseException, *, answered: bool) -> httpx.HTTPError:
+        text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        if isinstance(exc, httpx.HTTPError):
+            return exc
+        if isinstance(exc, aiohttp.ConnectionTimeoutError):
+            return httpx.ConnectTimeout(text)
+        if isinstance(exc, (aiohttp.ClientProxyConnectionError, aiohttp.ClientHttpProxyError)):
+            return httpx.ProxyError(text)
+        if isinstance(exc, aiohttp.ClientConnectorError):
+            return httpx.ConnectError(text)
+        if isinstance(exc, asyncio.TimeoutError):  # the attempt's deadline (3.10: not builtin)
+            return httpx.ReadTimeout(text)
+        if isinstance(exc, aiohttp.ServerDisconnectedError):
+            return httpx.RemoteProtocolError(text)
+        if isinstance(exc, (aiohttp.ClientPayloadError, aiohttp.ClientResponseError)):
+            return httpx.RemoteProtocolError(text)
+        if isinstance(exc, (aiohttp.InvalidURL, aiohttp.NonHttpUrlClientError)):
+            return httpx.UnsupportedProtocol(text)
+        if isinstance(exc, RuntimeError) and "closed" in str(exc).lower():
+            return _ClosedTransportError(text)
+        if isinstance(exc, (aiohttp.ClientError, OSError)):
+            if not answered and "write" in str(exc).lower():
+                return httpx.WriteError(text)
+            return httpx.ReadError(text)
+        return httpx.TransportError(text)
+
+    return failure
+
+
+class _TrioRun(_Run):
+    """httpcore (through ``httpx.AsyncHTTPTransport``) on one trio run.
+
+    Connections live in small pools (httpcore scans a pool's connections on every request and
+    release); a stack of free slots hands out the most recently released one first, so idle
+    connections are reused before new ones are opened and a sequential client uses one.
+    """
+
+    def __init__(self, owner: WireTransport) -> None:
+        self._owner = owner
+        total = owner.max_connections
+        self._slots = anyio.Semaphore(total, fast_acquire=True)
+        count = max(1, -(-total // _SHARD_SIZE))
+        size = -(-total // count)
+        self._count = count
+        self._size = size
+        self._pools: dict[str | None, list[httpx.AsyncHTTPTransport]] = {}
+        # Slot i*count+j... is pool j; the stack's top is handed out first.
+        self._free: dict[str | None, list[int]] = {}
+
+    def _pool_set(self, proxy: str | None) -> tuple[list[httpx.AsyncHTTPTransport], list[int]]:
+        pools = self._pools.get(proxy)
+        if pools is None:
+            owner = self._owner
+            limits = httpx.Limits(
+                max_connections=self._size,
+                max_keepalive_connections=self._size,
+                keepalive_expiry=owner._keepalive_expiry,
+            )
+            context = owner._ssl_context()
+            pools = self._pools[proxy] = [
+                httpx.AsyncHTTPTransport(
+                    verify=context, limits=limits, proxy=proxy, trust_env=False
+                )
+                for _ in range(self._count)
+            ]
+            # Pool 0's slots on top, so that light traffic stays on pool 0.
+            self._free[proxy] = [j for j in reversed(range(self._count)) for _ in range(self._size)]
+        return pools, self._free[proxy]
+
+    async def send(self, request: httpx.Request) -> httpx.Response:
+        owner = self._owner
+        deadline = _timeouts(request)[1]
+        resend = request.extensions.get(SAFE_TO_REPEAT, False)
+        proxy = owner.proxy_for(request.url) if owner._proxies else None
+        async with self._slots:
+            if owner._closed:
+                raise _ClosedTransportError("the transport was closed before sending")
+            pools, free = self._pool_set(proxy)
+            index = free.pop() if free else 0
+            try:
+                with anyio.fail_after(deadline):
+                    while True:
+                        try:
+                            response = await pools[index].handle_async_request(request)
+                        except _STALE:
+                            if not resend:
+                                raise
+                            resend = False
+                            continue
+                        stream = response.stream
+                        assert isinstance(stream, httpx.AsyncByteStream)
+                        try:
+                            limit = owner.max_response_bytes
+                            length = response.headers.get("content-length", "")
+                            if length.isdigit() and int(length) > limit:
+                                raise ResponseTooLargeError(
+                                    f"the answer is larger than {limit} bytes"
+                                )
+                            body = await _read_stream(stream, limit)
+                        finally:
+                            await stream.aclose()
+                        return owner.finish(response.status_code, response.headers.raw, body)
+            except TimeoutError:
+                raise httpx.ReadTimeout("the attempt's deadline passed") from None
+            finally:
+                free.append(index)
+
+    async def aclose(self) -> None:
+        for pools in self._pools.values():
+            for pool in pools:
+                await pool.aclose()
+
+
+async def _read_stream(stream: httpx.AsyncByteStream, limit: int) -> bytes:
+    chunks = []
+    size = 0
+    iterator: Any = stream.__aiter__()
+    try:
+        async for chunk in iterator:
+            size += len(chunk)
+            if size > limit:
+                raise ResponseTooLargeError(f"the answer is larger than {limit} bytes")
+            chunks.append(chunk)
+    finally:
+        aclose = getattr(iterator, "aclose", None)
+        if aclose is not None:
+            await aclose()  # an async generator left early must be closed, not collected
+    return b"".join(chunks)
