@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import math
+from typing import Any
+
+import attrs
 import httpx
 import pytest
 
@@ -75,6 +79,66 @@ def test_retry_delay_respects_max_retries_and_rate_limit_wait() -> None:
 def test_policy_rejects_negative_values() -> None:
     with pytest.raises(ValueError, match="max_retries"):
         wx.RetryPolicy(max_retries=-1)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "words"),
+    [
+        ({"initial_delay": math.inf}, "initial_delay must be at least 0 and at most 3600 seconds"),
+        ({"initial_delay": -0.5}, "initial_delay must be at least 0"),
+        ({"initial_delay": True}, "initial_delay must be a number of seconds, not bool"),
+        ({"initial_delay": "1"}, "initial_delay must be a number of seconds, not str"),
+        ({"initial_delay": None}, "initial_delay must be a number of seconds, not NoneType"),
+        ({"max_delay": math.nan}, "max_delay must be at least 0 and at most 3600 seconds, not nan"),
+        ({"max_delay": 3601}, "max_delay must be at least 0 and at most 3600 seconds, not 3601"),
+        ({"max_delay": 10**400}, "max_delay must be at least 0 and at most 3600 seconds"),
+        ({"max_rate_limit_wait": math.inf}, "max_rate_limit_wait must be at least 0"),
+        ({"max_rate_limit_wait": -1}, "max_rate_limit_wait must be at least 0"),
+        ({"max_retries": 2.5}, "max_retries must be an int, not float"),
+        ({"max_retries": True}, "max_retries must be an int, not bool"),
+        ({"max_retries": math.inf}, "max_retries must be an int, not float"),
+        ({"max_retries": None}, "max_retries must be an int, not NoneType"),
+        ({"max_retries": -1}, "max_retries must be from 0 to 100, not -1"),
+        ({"max_retries": 101}, "max_retries must be from 0 to 100, not 101"),
+        ({"jitter": 1.5}, "jitter must be a number from 0 to 1, not 1.5"),
+        ({"jitter": -0.1}, "jitter must be a number from 0 to 1, not -0.1"),
+        ({"jitter": math.nan}, "jitter must be a number from 0 to 1, not nan"),
+        ({"jitter": True}, "jitter must be a number from 0 to 1, not bool"),
+    ],
+    ids=repr,
+)
+def test_policy_rejects_bad_values(kwargs: dict[str, Any], words: str) -> None:
+    with pytest.raises(wx.ValidationError) as info:
+        wx.RetryPolicy(**kwargs)
+    assert isinstance(info.value, ValueError)  # existing `except ValueError` code keeps working
+    assert words in str(info.value)
+
+
+def test_evolve_is_checked_too() -> None:
+    with pytest.raises(wx.ValidationError, match="initial_delay"):
+        attrs.evolve(wx.RetryPolicy(), initial_delay=math.inf)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {},
+        {"initial_delay": 0, "max_delay": 0, "jitter": 0, "max_rate_limit_wait": 0},
+        {"max_retries": 0},
+        {"max_retries": 100, "initial_delay": 3600, "max_delay": 3600.0, "jitter": 1},
+        {"max_rate_limit_wait": 60.5},
+    ],
+)
+def test_policy_accepts_good_values(kwargs: dict[str, Any]) -> None:
+    policy = wx.RetryPolicy(**kwargs)
+    for name, value in kwargs.items():
+        assert getattr(policy, name) == value
+
+
+def test_backoff_of_a_large_retry_number_is_the_cap_not_an_overflow() -> None:
+    policy = wx.RetryPolicy(max_retries=100, initial_delay=3600, max_delay=3600, jitter=0)
+    assert policy.backoff(2000) == 3600  # 2.0**2000 alone raises OverflowError
+    assert policy.retry_delay(wx.SystemBusyError(-1), retry=99, idempotent=True) == 3600
 
 
 async def test_system_busy_retried_up_to_max_retries() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import pytest
@@ -25,6 +26,12 @@ BAD_VALUES: list[Any] = [
     " padded",
     "padded ",
     "x" * 513,
+    "\x00",
+    "a\x07b",  # WeChat answers 40033 for control characters: refused before sending
+    "ab\x1b[0m",
+    "a\x7f",
+    "a\x85b",
+    "lone\ud800",  # used to raise a raw UnicodeEncodeError
 ]
 
 
@@ -71,8 +78,13 @@ def test_any_non_str_id_is_rejected(value: object) -> None:
         wx.CancelOrderRequest(order_id=value, delivery_id="SF", waybill_id="w")  # type: ignore[arg-type]
 
 
-@given(st.text(min_size=1, max_size=100).filter(lambda s: s.strip() == s and not s.isspace()))
-def test_any_trimmed_non_blank_text_is_accepted(value: str) -> None:
+# Any text but control characters (category Cc: C0, DEL, C1) and lone surrogates (Cs).
+@given(
+    st.text(st.characters(exclude_categories=("Cc", "Cs")), min_size=1, max_size=100).filter(
+        lambda s: s.strip() == s and not s.isspace()
+    )
+)
+def test_any_trimmed_non_blank_text_without_controls_is_accepted(value: str) -> None:
     request = wx.CancelOrderRequest(order_id=value, delivery_id="SF", waybill_id="w")
     assert request.to_body() == {"order_id": value, "delivery_id": "SF", "waybill_id": "w"}
 
@@ -96,6 +108,23 @@ def test_bad_client_configuration(
     monkeypatch.delenv("WX_SECRET", raising=False)
     with pytest.raises(wx.ValidationError, match=fragment):
         wx.AsyncLogistics(**kwargs)
+
+
+@pytest.mark.parametrize("field", ["appid", "secret"])
+@pytest.mark.parametrize("bad", ["se\x07cret", "se\x00cret", "se\ud800cret"])
+def test_control_characters_and_surrogates_in_credentials(field: str, bad: str) -> None:
+    kwargs = {"appid": "wx1", "secret": "s", field: bad}
+    with pytest.raises(wx.ValidationError, match=field):
+        wx.AsyncLogistics(**kwargs)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="os.environb exists on POSIX only")
+def test_undecodable_secret_in_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """os.environ hands over an undecodable byte as a lone surrogate: refuse it at once."""
+    monkeypatch.setenv("WX_APPID", "wxfromenv")
+    monkeypatch.setitem(os.environb, b"WX_SECRET", b"s3cr\xffet")
+    with pytest.raises(wx.ValidationError, match="secret"):
+        wx.AsyncLogistics()
 
 
 async def test_credentials_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:

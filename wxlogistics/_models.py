@@ -14,29 +14,14 @@ from ._exceptions import (
     ResponseError,
     SystemBusyError,
     TransportError,
-    ValidationError,
     WaybillHasTracesError,
     WaybillNotFoundError,
     WxLogisticsError,
 )
 from ._transport import ConfirmedPayload
+from ._validate import check_id as check_id  # re-exported: callers import it from here
 
 __all__ = ["CancelOrderRequest", "CancelOrderResult", "CancelOutcome", "CancelStatus"]
-
-_MAX_ID_BYTES = 512  # order_id limit in the addOrder docs; no documented id is longer
-
-
-def check_id(name: str, value: object) -> str:
-    """Return ``value`` if it is a usable id string, else raise :class:`ValidationError`."""
-    if not isinstance(value, str):
-        raise ValidationError(f"{name} must be a str, not {type(value).__name__}")
-    if not value or value.isspace():
-        raise ValidationError(f"{name} must not be empty or blank")
-    if value != value.strip():
-        raise ValidationError(f"{name} must not start or end with white space: {value!r}")
-    if len(value) > _MAX_ID_BYTES // 4 and len(value.encode()) > _MAX_ID_BYTES:
-        raise ValidationError(f"{name} is longer than {_MAX_ID_BYTES} bytes")
-    return value
 
 
 def _check_optional_id(name: str, value: object) -> str | None:

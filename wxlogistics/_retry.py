@@ -19,6 +19,11 @@ any other errcode, bad body, validation, creds      never                  never
 
 Token errors (40001, 40014, 42001) are not retries: the loop refreshes the token and replays
 the call once, outside this count.
+
+A policy is checked when it is built: ``max_retries`` is an ``int`` from 0 to 100
+(:data:`~wxlogistics._validate.MAX_RETRIES`), each delay a number of seconds from 0 to 3600
+(:data:`~wxlogistics._validate.MAX_DELAY`; infinity and NaN refused), ``jitter`` from 0 to 1;
+``bool`` is not a number here. A bad value raises :class:`ValidationError`, a ``ValueError``.
 """
 
 from __future__ import annotations
@@ -35,13 +40,21 @@ from ._exceptions import (
     TransportError,
     WxLogisticsError,
 )
+from ._validate import check_delay, check_fraction, check_max_retries
 
 __all__ = ["RetryPolicy"]
 
 
-def _non_negative(instance: object, attribute: attrs.Attribute[Any], value: float) -> None:
-    if value < 0:
-        raise ValueError(f"{attribute.name} must be >= 0, got {value!r}")
+def _max_retries(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    check_max_retries(value)
+
+
+def _delay(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    check_delay(attribute.name, value)
+
+
+def _fraction(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    check_fraction(attribute.name, value)
 
 
 @attrs.frozen(kw_only=True)
@@ -51,22 +64,28 @@ class RetryPolicy:
     Delays grow as ``initial_delay * 2**retry``, capped at ``max_delay``, each multiplied by a
     random factor in ``[1 - jitter, 1 + jitter]``. ``RetryPolicy(initial_delay=0, max_delay=0,
     max_rate_limit_wait=0)`` retries without sleeping, for tests.
+
+    Checked on construction (and by ``attrs.evolve``): ``max_retries`` is an ``int`` from 0
+    to 100, each delay a finite number of seconds from 0 to 3600, ``jitter`` from 0 to 1;
+    anything else raises :class:`ValidationError` (a ``ValueError``).
     """
 
-    max_retries: int = attrs.field(default=2, validator=_non_negative)
+    max_retries: int = attrs.field(default=2, validator=_max_retries)
     """Retries after the first attempt (so at most ``max_retries + 1`` attempts)."""
-    initial_delay: float = attrs.field(default=0.5, validator=_non_negative)
+    initial_delay: float = attrs.field(default=0.5, validator=_delay)
     """Seconds before the first retry, before jitter."""
-    max_delay: float = attrs.field(default=8.0, validator=_non_negative)
+    max_delay: float = attrs.field(default=8.0, validator=_delay)
     """Cap on one backoff delay, before jitter."""
-    jitter: float = attrs.field(default=0.25, validator=_non_negative)
+    jitter: float = attrs.field(default=0.25, validator=_fraction)
     """Relative jitter (0.25 = plus or minus 25%)."""
-    max_rate_limit_wait: float = attrs.field(default=15.0, validator=_non_negative)
+    max_rate_limit_wait: float = attrs.field(default=15.0, validator=_delay)
     """The longest wait for a rate limit's ``retry_after`` that is still retried."""
 
     def backoff(self, retry: int) -> float:
         """Seconds to sleep before retry number ``retry`` (0-based)."""
-        base = min(self.max_delay, self.initial_delay * (2.0**retry))
+        # The exponent is capped: 2.0**1024 raises OverflowError, and 2**64 times any allowed
+        # initial_delay is already past every allowed max_delay.
+        base = min(self.max_delay, self.initial_delay * (2.0 ** min(retry, 64)))
         if self.jitter and base:
             base *= random.uniform(1.0 - self.jitter, 1.0 + self.jitter)
         return max(0.0, base)
