@@ -76,7 +76,8 @@ class TokenSource(Protocol):
         ...
 
 
-def _issued_from_payload(payload: dict[str, Any], path: str) -> IssuedToken:
+def _issued_from_payload(payload: dict[str, Any], path: str) -> IssuedToken | ResponseError:
+    """The token in ``payload``, or the error to raise (returned: this frame holds the token)."""
     value = payload.get("access_token")
     expires_in = payload.get("expires_in")
     if (
@@ -88,7 +89,7 @@ def _issued_from_payload(payload: dict[str, Any], path: str) -> IssuedToken:
         or expires_in <= 0
     ):
         keys = ", ".join(sorted(payload))
-        raise ResponseError(
+        return ResponseError(
             f"token endpoint answered without a usable access_token/expires_in (keys: {keys})",
             status_code=200,
             path=path,
@@ -127,7 +128,11 @@ class StableTokenSource:
                 "force_refresh": self.force_refresh,
             },
         )
-        return _issued_from_payload(payload, self.PATH)
+        issued = _issued_from_payload(payload, self.PATH)
+        del payload  # it holds the token; the frame that raises must not
+        if isinstance(issued, ResponseError):
+            raise issued
+        return issued
 
 
 @attrs.define(kw_only=True)
@@ -152,7 +157,11 @@ class ClassicTokenSource:
             self.PATH,
             params={"grant_type": "client_credential", "appid": self.appid, "secret": self.secret},
         )
-        return _issued_from_payload(payload, self.PATH)
+        issued = _issued_from_payload(payload, self.PATH)
+        del payload  # it holds the token; the frame that raises must not
+        if isinstance(issued, ResponseError):
+            raise issued
+        return issued
 
 
 @attrs.frozen(kw_only=True, eq=False)
