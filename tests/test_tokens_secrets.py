@@ -12,6 +12,8 @@ import traceback
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+import anyio
+import httpx
 import pytest
 
 import wxlogistics as wx
@@ -136,3 +138,31 @@ async def test_source_fetch_error_holds_no_token(source_class: Any) -> None:
     with pytest.raises(wx.ResponseError) as info:
         await source_class(appid=APPID, secret=SECRET).fetch(Answers())
     assert_nowhere(info.value, TOKEN, SECRET)
+
+
+# -- the fetch bound: no cancellation of secret-holding frames in the chain ---------------------
+
+
+@pytest.mark.parametrize("source", ["stable", "classic"])
+async def test_fetch_timeout_leaves_no_secret_in_frames(source: str) -> None:
+    path = STABLE if source == "stable" else CLASSIC
+    router = make_router()
+    entered = anyio.Event()
+
+    async def hang(request: httpx.Request) -> httpx.Response:
+        entered.set()
+        await anyio.sleep_forever()
+        raise AssertionError("unreachable")
+
+    router.route(path=path).mock(side_effect=hang)
+    token_source: wx.TokenSource = (
+        wx.StableTokenSource(appid=APPID, secret=SECRET)
+        if source == "stable"
+        else wx.ClassicTokenSource(appid=APPID, secret=SECRET)
+    )
+    cache = wx.TokenCache(token_source, fetch_timeout=0.2)
+    async with wired(router) as client:
+        with anyio.fail_after(5), pytest.raises(wx.RequestTimeoutError) as info:
+            await cache.get(client._transport)
+    assert entered.is_set()  # the request was in flight, holding the secret, when cut
+    assert_nowhere(info.value, SECRET)
