@@ -4,6 +4,8 @@ A :class:`TokenSource` knows how to ask for a token; :class:`TokenCache` keeps o
 refreshes it ahead of expiry, lets exactly one task fetch at a time (single flight) and drops a
 token only if it is still the one that failed (compare-and-clear). A caller that gives up (its
 own deadline) is never held by a fetch: the fetch is abandoned and a waiter starts it again.
+While the cached token is still valid, a failed refresh is logged and retried at most every
+:data:`REFRESH_RETRY_INTERVAL` seconds, and calls go on with the old token.
 
 Sources do no HTTP of their own: they call the :class:`TokenEndpoint` they are handed, which is
 the client's request loop (retries, timeouts, error mapping and secret scrubbing included).
@@ -21,7 +23,7 @@ from typing import Any, Protocol, runtime_checkable
 import anyio
 import attrs
 
-from ._exceptions import RequestTimeoutError, ResponseError
+from ._exceptions import RequestTimeoutError, ResponseError, WxLogisticsError
 
 __all__ = [
     "AccessToken",
@@ -39,6 +41,8 @@ DEFAULT_REFRESH_MARGIN = 300.0
 """Seconds before expiry at which a token is refreshed (WeChat overlaps old and new for 5 min)."""
 DEFAULT_FETCH_TIMEOUT = 60.0
 """Upper bound, in seconds, on one token fetch including its retries."""
+REFRESH_RETRY_INTERVAL = 5.0
+"""Seconds between attempts to refresh a token that is due for refresh but still valid."""
 
 
 class TokenEndpoint(Protocol):
@@ -210,8 +214,11 @@ class TokenCache:
       bounded by ``fetch_timeout`` (then :class:`RequestTimeoutError`) but not shielded. If that
       caller is cancelled (its own deadline, say), the fetch is abandoned and one of the
       waiters starts it again; waiters never see the other caller's cancellation.
-    - Past ``refresh_at`` one caller fetches a new token; the others keep using the old token
-      until it expires, then wait for the fetch.
+    - Past ``refresh_at`` but before ``expires_at``, one caller tries to refresh while the
+      others keep using the old token without waiting. If the refresh fails, that caller logs
+      a WARNING and also keeps the old token; the next attempt is made at the earliest
+      :data:`REFRESH_RETRY_INTERVAL` seconds later. Only once the token has expired do calls
+      fail with the fetch's error.
     - ``invalidate(token)`` drops the token only if it is still the cached one, so any number
       of concurrent failures of one stale token cause one refetch.
 
@@ -232,6 +239,7 @@ class TokenCache:
         self._clock = clock
         self._token: AccessToken | None = None
         self._flight: _Flight | None = None  # the fetch under way, if any
+        self._refresh_tried_at: float | None = None  # the last early refresh's start
         self.fetch_count = 0
         """How many tokens this cache has fetched (for tests and metrics)."""
 
@@ -258,15 +266,15 @@ class TokenCache:
         """Return a usable token, fetching one (once, for all waiters) if needed.
 
         Raises what the fetch raised (:class:`CredentialsError`, :class:`RequestTimeoutError`
-        after ``fetch_timeout``...).
+        after ``fetch_timeout``...) only when no unexpired token is cached.
         """
         token = self._token
         if token is not None:
             now = self._clock()
             if now < token.refresh_at:
                 return token
-            if now < token.expires_at and self._flight is not None:
-                return token  # someone is already refreshing; the old one is still good
+            if now < token.expires_at:
+                return await self._refresh_early(endpoint, token, now)
         return await self._fetch_or_wait(endpoint)
 
     def invalidate(self, token: AccessToken) -> None:
@@ -277,6 +285,25 @@ class TokenCache:
     def clear(self) -> None:
         """Drop whatever token is cached."""
         self._token = None
+
+    async def _refresh_early(
+        self, endpoint: TokenEndpoint, token: AccessToken, now: float
+    ) -> AccessToken:
+        """``token`` is due for refresh but still valid: refresh it without failing for it."""
+        tried = self._refresh_tried_at
+        if self._flight is not None or (tried is not None and now - tried < REFRESH_RETRY_INTERVAL):
+            return token  # a refresh is under way, or failed a moment ago: keep the old token
+        self._refresh_tried_at = now
+        flight = _Flight()
+        self._flight = flight
+        outcome = await self._fly(flight, endpoint)
+        if isinstance(outcome, AccessToken):
+            return outcome
+        if self._token is token and self._clock() < token.expires_at:
+            self._warn(outcome, token)
+            return token
+        # The old token was dropped meanwhile (or ran out): nothing to fall back on.
+        raise outcome.with_traceback(flight.error_tb)
 
     async def _fetch_or_wait(self, endpoint: TokenEndpoint) -> AccessToken:
         """No usable token: fetch one, or wait for the fetch under way."""
@@ -340,3 +367,18 @@ class TokenCache:
         if _logger.isEnabledFor(logging.DEBUG):
             _logger.debug("fetched an access token, valid for %.0fs", lifetime)
         return token
+
+    def _warn(self, error: Exception, token: AccessToken) -> None:
+        # The library's errors are scrubbed of secrets; another source's may not be.
+        what = (
+            f"{type(error).__name__}: {error}"
+            if isinstance(error, WxLogisticsError)
+            else type(error).__name__
+        )
+        _logger.warning(
+            "could not refresh the access token (%s); using the cached one, which expires in"
+            " %.0fs; next attempt in %gs at the earliest",
+            what,
+            token.expires_at - self._clock(),
+            REFRESH_RETRY_INTERVAL,
+        )
