@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import traceback
+from collections.abc import Mapping
 from typing import Any
 
 import anyio
@@ -36,6 +38,53 @@ class FakeClock:
 
     def __call__(self) -> float:
         return self.now
+
+
+class NoEndpoint:
+    """An endpoint for sources that never call one."""
+
+    async def call_token_endpoint(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        json: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        raise AssertionError("this source must not call the token endpoint")
+
+
+NO_ENDPOINT = NoEndpoint()
+
+
+class GatedSource:
+    """A token source whose fetches block until ``release`` is set, then play ``outcomes``.
+
+    Fetch ``n`` (counted from 1) sets ``entered(n)`` on entry, so a test can wait for it.
+    Each outcome is a lifetime in seconds (a token ``TOKEN-<n>`` is issued) or an exception
+    to raise; the last outcome repeats. ``gate_from`` is the first fetch that blocks.
+    """
+
+    def __init__(self, *outcomes: float | Exception, gate_from: int = 1) -> None:
+        self.outcomes = list(outcomes) or [7200.0]
+        self.gate_from = gate_from
+        self.calls = 0
+        self.release = anyio.Event()
+        self._entered: dict[int, anyio.Event] = {}
+
+    def entered(self, n: int) -> anyio.Event:
+        return self._entered.setdefault(n, anyio.Event())
+
+    async def fetch(self, endpoint: wx.TokenEndpoint) -> wx.IssuedToken:
+        self.calls += 1
+        n = self.calls
+        self.entered(n).set()
+        if n >= self.gate_from:
+            await self.release.wait()
+        outcome = self.outcomes[min(n, len(self.outcomes)) - 1]
+        if isinstance(outcome, Exception):
+            raise outcome
+        return wx.IssuedToken(value=f"TOKEN-{n}", expires_in=outcome)
 
 
 def slow_tokens(*tokens: str, delay: float = 0.05) -> Any:
@@ -223,7 +272,7 @@ async def test_cancelled_waiter_does_not_block_others() -> None:
     assert token_route.call_count == 1
 
 
-async def test_cancelled_refresher_still_publishes_token() -> None:
+async def test_cancelled_fetcher_abandons_its_fetch_and_the_next_call_asks_again() -> None:
     router = make_router()
     token_route = router.post(STABLE).mock(side_effect=slow_tokens(TOKEN, TOKEN2, delay=0.1))
     cancel_route = router.post(CANCEL).respond(json=OK)
@@ -231,11 +280,13 @@ async def test_cancelled_refresher_still_publishes_token() -> None:
         with anyio.move_on_after(0.02) as scope:
             await client.cancel_order(**IDS)  # cancelled mid-fetch
         assert scope.cancelled_caught
-        # The shielded fetch completed and published its token, so no second fetch happens.
-        assert client.tokens.current is not None
+        # The fetch was not shielded: it was abandoned with its caller, publishing nothing.
+        assert client.tokens.current is None
         await client.cancel_order(**IDS)
-    assert token_route.call_count == 1
+    assert token_route.call_count == 1  # (respx records only the request that got an answer)
+    assert client.tokens.fetch_count == 1
     assert cancel_route.call_count == 1
+    assert cancel_route.calls.last.request.url.params["access_token"] == TOKEN
 
 
 async def test_token_fetch_failure_propagates_to_every_waiter_without_hanging() -> None:
@@ -256,6 +307,24 @@ async def test_token_fetch_failure_propagates_to_every_waiter_without_hanging() 
         with pytest.raises(wx.CredentialsError):
             await client.cancel_order(**IDS)
     assert token_route.call_count == 2
+
+
+async def test_shared_fetch_error_does_not_pile_up_every_waiters_frames() -> None:
+    router = make_router()
+
+    async def refuse(request: httpx.Request) -> httpx.Response:
+        await anyio.sleep(0.02)
+        return httpx.Response(200, json={"errcode": 40125, "errmsg": "invalid appsecret"})
+
+    router.post(STABLE).mock(side_effect=refuse)
+    async with wired(router) as client:
+        results = await gather(50, lambda: client.cancel_order(**IDS))
+    assert all(isinstance(r, wx.CredentialsError) for r in results)
+    error = results[0]
+    assert all(r is error for r in results)  # one fetch, one error, shared by every waiter
+    # Each waiter raises it on top of the fetch's own traceback, not on top of the others'.
+    depth = len(list(traceback.walk_tb(error.__traceback__)))
+    assert depth < 20, depth
 
 
 def test_token_cache_repr_and_token_repr_hide_value() -> None:
