@@ -365,7 +365,6 @@ async def test_closing_the_client_stops_the_batch_and_loses_no_outcome() -> None
     assert all(sent_and_answered(o) for o in delivered + batch.unconsumed)
 
 
-@pytest.mark.xfail(strict=True, reason="needs aclose grace")
 async def test_closing_the_client_with_queued_calls_loses_no_outcome() -> None:
     # Two connections, six workers: two requests are held at the fake, four wait for a
     # connection in the client when it is closed. The two finish; the four end as

@@ -596,3 +596,25 @@ async def test_aclose_lets_sent_calls_finish_and_refuses_queued_ones() -> None:
     assert len(refused) == 3  # the queued ones never left
     assert len(server.requests) == 2
     assert client.is_closed
+
+
+async def test_the_wire_carries_requests_again_after_a_mock_ends() -> None:
+    """Mock detection is per request: once respx stops patching, the wire is back (its
+    response-size bound is the tell)."""
+    import respx
+
+    async def big(req: Req, stream: SocketStream) -> bool:
+        await stream.send(answer(body=b"[" + b"1," * 5000 + b"1]"))
+        return True
+
+    with respx.mock(base_url="https://wechat.invalid") as router:
+        router.post(STABLE).mock(return_value=token_response())
+        router.post(CANCEL).respond(json=OK)
+        async with wx.AsyncLogistics("wxappid", "secret", base_url="https://wechat.invalid") as c:
+            await c.cancel_order(**IDS)
+    async with (
+        wire_server(big) as server,
+        client_for(server.url, transport=WireTransport(max_response_bytes=4096)) as client,
+    ):
+        with pytest.raises(wx.ResponseError, match="larger than 4096"):
+            await client.cancel_order(**IDS)

@@ -78,27 +78,22 @@ def shared_ssl_context() -> ssl.SSLContext:
     return ssl.create_default_context(cafile=certifi.where())
 
 
-@functools.cache
-def _original_methods() -> tuple[Any, Any]:
-    """Httpx's and httpcore's request methods as shipped (respx and pytest-httpx patch them)."""
-    return (
-        _unpatched(httpx.AsyncHTTPTransport, "handle_async_request", "httpx."),
-        _unpatched(httpcore.AsyncConnectionPool, "handle_async_request", "httpcore."),
-    )
-
-
-def _unpatched(cls: type, name: str, package: str) -> Any:
-    method = getattr(cls, name)
-    return method if getattr(method, "__module__", "").startswith(package) else None
+_ORIGINALS: list[Any] = [None, None]  # httpx's and httpcore's methods, once seen unpatched
 
 
 def _mocked() -> bool:
-    """Whether a test double patches httpx's or httpcore's transport right now."""
-    httpx_method, httpcore_method = _original_methods()
-    return (
-        httpx.AsyncHTTPTransport.handle_async_request is not httpx_method
-        or httpcore.AsyncConnectionPool.handle_async_request is not httpcore_method
+    """Whether a test double (respx, pytest-httpx) patches httpx's or httpcore's transport."""
+    httpx_method = httpx.AsyncHTTPTransport.handle_async_request
+    httpcore_method = httpcore.AsyncConnectionPool.handle_async_request
+    if httpx_method is _ORIGINALS[0] and httpcore_method is _ORIGINALS[1]:
+        return False
+    patched = not (
+        getattr(httpx_method, "__module__", "").startswith("httpx.")
+        and getattr(httpcore_method, "__module__", "").startswith("httpcore.")
     )
+    if not patched:
+        _ORIGINALS[:] = [httpx_method, httpcore_method]
+    return patched
 
 
 def _env_proxies() -> dict[str, str]:
