@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
+import queue
 import re
+import shlex
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 import httpx
 import pytest
@@ -128,14 +133,32 @@ def test_cancel_success_and_failures(
     assert "fake-app-secret" not in captured.out + captured.err
 
 
-def test_token_command_redacts(sandbox: Sandbox) -> None:
+def sandbox_token(sandbox: Sandbox) -> str:
+    """The sandbox's current token (its stable endpoint hands out the same one while valid)."""
+    body = {"grant_type": "client_credential", "appid": ENV["WX_APPID"], "secret": ENV["WX_SECRET"]}
+    value = httpx.post(f"{sandbox.url}/cgi-bin/stable_token", json=body, timeout=5).json()
+    return str(value["access_token"])
+
+
+def test_token_command_prints_length_and_lifetime_only(sandbox: Sandbox) -> None:
     done = run_cli("token", "--base-url", sandbox.url)
     assert done.returncode == 0, done.stderr
-    match = re.search(r"access token (\S+) \((\d+) chars\), valid for (\d+)s", done.stdout)
-    assert match
-    shown, length = match.group(1), int(match.group(2))
-    assert "…" in shown
-    assert len(shown) < length
+    token = sandbox_token(sandbox)
+    match = re.fullmatch(r"access token: (\d+) chars, valid for (\d+)s more\n", done.stdout)
+    assert match, done.stdout
+    assert int(match.group(1)) == len(token)
+    assert 7000 < int(match.group(2)) <= 7200
+    # Not the token, nor its first or last characters (the old output showed "stab…x9Qz").
+    assert token[:4] not in done.stdout + done.stderr
+    assert token[-4:] not in done.stdout + done.stderr
+    assert "fake-app-secret" not in done.stdout + done.stderr
+
+
+def test_token_command_show_prints_the_token_alone_on_stdout(sandbox: Sandbox) -> None:
+    done = run_cli("token", "--show", "--base-url", sandbox.url)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == sandbox_token(sandbox) + "\n"
+    assert re.fullmatch(r"access token: \d+ chars, valid for \d+s more\n", done.stderr)
     assert "fake-app-secret" not in done.stdout + done.stderr
 
 
@@ -338,3 +361,76 @@ def test_sandbox_preload_with_states(tmp_path: Path, capsys: pytest.CaptureFixtu
     err = capsys.readouterr().err
     assert "pre.csv:5: skipped: unknown state 'bogus'" in err
     assert "pre.csv:6: skipped: missing order_id" in err
+
+
+def read_lines(stream: IO[str], n: int, timeout: float = 20) -> list[str]:
+    """The next ``n`` lines of ``stream``; fails (instead of hanging) if they do not come."""
+    lines: queue.Queue[str] = queue.Queue()
+
+    def read() -> None:
+        with contextlib.suppress(ValueError):  # the stream closed by the test's clean-up
+            for _ in range(n):
+                lines.put(stream.readline())
+
+    threading.Thread(target=read, daemon=True).start()
+    try:
+        return [lines.get(timeout=timeout) for _ in range(n)]
+    except queue.Empty:
+        pytest.fail(f"fewer than {n} lines came within {timeout}s")
+
+
+def test_sandbox_banner_exports_its_credentials_and_url() -> None:
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "wxlogistics",
+            "sandbox",
+            "--port",
+            "0",
+            "--appid",
+            "wxbanner00000000",
+            "--secret",
+            "a fake secret; with $pecial chars",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    try:
+        banner = read_lines(process.stdout, 5)
+        url = re.search(r"http://127\.0\.0\.1:\d+", banner[0])
+        assert url, banner
+        assert banner[2:] == [
+            "  export WX_APPID=wxbanner00000000\n",
+            "  export WX_SECRET='a fake secret; with $pecial chars'\n",
+            f"  export WX_BASE_URL={url.group(0)}\n",
+        ]
+        # What a user pastes into another shell is enough to use the sandbox: no flags.
+        exports = "".join(banner[2:])
+        script = f"{exports}\nexec {shlex.quote(sys.executable)} -m wxlogistics token"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("WX_")}
+        done = subprocess.run(
+            ["sh", "-c", script], env=env, capture_output=True, text=True, timeout=60
+        )
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.startswith("access token: ")
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=10)
+
+
+@pytest.mark.parametrize(
+    ("host", "url"),
+    [
+        ("127.0.0.1", "http://127.0.0.1:8765"),
+        ("0.0.0.0", "http://127.0.0.1:8765"),
+        ("::", "'http://[::1]:8765'"),  # quoted: brackets are a glob in sh
+        ("::1", "'http://[::1]:8765'"),
+        ("localhost", "http://localhost:8765"),
+    ],
+)
+def test_sandbox_banner_url_is_reachable_from_this_machine(host: str, url: str) -> None:
+    banner = cli.sandbox_banner(FakeWeChat(), host, 8765).splitlines()
+    assert banner[-1] == f"  export WX_BASE_URL={url}"

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 
+import anyio
 import httpx
 import pytest
 
 import wxlogistics as wx
-from wxlogistics.testing import FakeWeChat
+from wxlogistics.testing import FakeResponse, FakeWeChat, serve
 
 from .helpers import IDS
 
@@ -315,3 +316,128 @@ async def test_plugin_fixtures(
     wxlogistics_fake.add_waybill("o1", "SF", "WB1")
     await wxlogistics_client.cancel_order(order_id="o1", delivery_id="SF", waybill_id="WB1")
     assert wxlogistics_fake.waybill("o1").state == "cancelled"
+
+
+# -- the HTTP server: malformed requests get 400, and it goes on serving ------------------------
+
+
+async def exchange(port: int, raw: bytes) -> bytes:
+    """Send ``raw`` on a fresh connection and read until the server closes it."""
+    received = b""
+    with anyio.fail_after(5):
+        async with await anyio.connect_tcp("127.0.0.1", port) as stream:
+            await stream.send(raw)
+            while True:
+                try:
+                    received += await stream.receive()
+                except (anyio.EndOfStream, anyio.BrokenResourceError):
+                    return received
+
+
+async def still_serves(port: int, fake: FakeWeChat) -> None:
+    body = {"grant_type": "client_credential", "appid": fake.appid, "secret": fake.secret}
+    async with httpx.AsyncClient() as http:
+        response = await http.post(f"http://127.0.0.1:{port}/cgi-bin/stable_token", json=body)
+    assert response.status_code == 200
+    assert "access_token" in response.json()
+
+
+TOKEN_POST = b"POST /cgi-bin/stable_token HTTP/1.1\r\nHost: x\r\n"
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        pytest.param(
+            TOKEN_POST + b"Content-Length: abc\r\n\r\n{}",
+            b"bad Content-Length",
+            id="length-not-a-number",
+        ),
+        pytest.param(
+            TOKEN_POST + b"Content-Length: -5\r\n\r\n{}",
+            b"bad Content-Length",
+            id="length-negative",
+        ),
+        pytest.param(
+            TOKEN_POST + b"Content-Length: +2\r\n\r\n{}", b"bad Content-Length", id="length-signed"
+        ),
+        pytest.param(
+            TOKEN_POST + b"Content-Length: 2, 2\r\n\r\n{}", b"bad Content-Length", id="length-list"
+        ),
+        pytest.param(
+            TOKEN_POST + b"Content-Length: \xb2\r\n\r\n{}",
+            b"bad Content-Length",
+            id="length-unicode-digit",
+        ),
+        pytest.param(
+            TOKEN_POST + b"Content-Length: 99999999999999999999999\r\n\r\n",
+            b"body too large",
+            id="length-huge",
+        ),
+        pytest.param(
+            TOKEN_POST + b"Content-Length: 8388609\r\n\r\n",
+            b"body too large",
+            id="length-over-limit",
+        ),
+        pytest.param(
+            TOKEN_POST + b"Content-Length: 2\r\nContent-Length: 3\r\n\r\n{}",
+            b"conflicting Content-Length",
+            id="length-twice",
+        ),
+        pytest.param(
+            TOKEN_POST + b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+            b"Transfer-Encoding",
+            id="chunked",
+        ),
+        pytest.param(
+            TOKEN_POST + b"no colon here\r\n\r\n", b"bad header line", id="header-no-colon"
+        ),
+        pytest.param(TOKEN_POST + b": no name\r\n\r\n", b"bad header line", id="header-no-name"),
+        pytest.param(
+            TOKEN_POST + b"Content-Length : 2\r\n\r\n{}",
+            b"bad header line",
+            id="header-space-before-colon",
+        ),
+        pytest.param(b"GARBAGE\r\n\r\n", b"bad request line", id="request-line-one-word"),
+        pytest.param(b"GET /\r\n\r\n", b"bad request line", id="request-line-no-version"),
+        pytest.param(
+            b"GET  / HTTP/1.1\r\n\r\n", b"bad request line", id="request-line-double-space"
+        ),
+        pytest.param(b"GET / SPDY/3\r\n\r\n", b"bad request line", id="request-line-not-http"),
+    ],
+)
+async def test_server_answers_400_to_malformed_requests_and_keeps_serving(
+    raw: bytes, reason: bytes
+) -> None:
+    fake = FakeWeChat()
+    async with anyio.create_task_group() as tg:
+        port = await tg.start(serve, fake)
+        answer = await exchange(port, raw)
+        assert answer.startswith(b"HTTP/1.1 400 Bad Request\r\n"), answer
+        assert b"Connection: close\r\n" in answer
+        assert reason in answer.split(b"\r\n\r\n", 1)[1]
+        await still_serves(port, fake)
+        tg.cancel_scope.cancel()
+    assert fake.calls == [c for c in fake.calls if c.path == "/cgi-bin/stable_token"]
+    assert len(fake.calls) == 1  # only the request after the bad one reached the model
+
+
+async def test_server_answers_500_when_the_fake_fails_and_keeps_serving(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    fake = FakeWeChat()
+    real = fake.handle_async
+
+    async def flaky(method: str, path: str, query: str, body: bytes) -> FakeResponse:
+        if path == "/boom":
+            raise KeyError("a bug in the model")
+        return await real(method, path, query, body)
+
+    monkeypatch.setattr(fake, "handle_async", flaky)
+    async with anyio.create_task_group() as tg:
+        port = await tg.start(serve, fake)
+        answer = await exchange(port, b"GET /boom HTTP/1.1\r\nConnection: close\r\n\r\n")
+        assert answer.startswith(b"HTTP/1.1 500 Internal Server Error\r\n"), answer
+        assert b"KeyError" in answer
+        await still_serves(port, fake)
+        tg.cancel_scope.cancel()

@@ -9,7 +9,9 @@ import attrs
 from ._exceptions import (
     AccessTokenError,
     AlreadyCancelledError,
+    CredentialsError,
     OrderNotFoundError,
+    PermissionDeniedError,
     RateLimitError,
     ResponseError,
     SystemBusyError,
@@ -119,25 +121,35 @@ CancelStatus = Literal["cancelled", "already_cancelled", "not_found", "has_trace
 
 @attrs.frozen(kw_only=True)
 class CancelOutcome:
-    """What happened to one request of a batch: a result or an error, never both."""
+    """What happened to one request of a batch: a result or an error, never both.
+
+    Built with neither or both, it raises :class:`ValueError`.
+    """
 
     request: CancelOrderRequest
     """The request, as given."""
     result: CancelOrderResult | None = None
-    """The result, when the cancel succeeded."""
+    """The result, when the cancel succeeded (also when a retry confirmed it)."""
     error: WxLogisticsError | None = None
     """The error, when it did not."""
+
+    def __attrs_post_init__(self) -> None:
+        if (self.result is None) == (self.error is None):
+            raise ValueError("a CancelOutcome has a result or an error, exactly one of them")
 
     @property
     def ok(self) -> bool:
         """True when the waybill was cancelled by this request."""
-        return self.error is None
+        return self.result is not None
 
     @property
     def status(self) -> CancelStatus:
-        """``cancelled``, ``already_cancelled``, ``not_found``, ``has_traces`` or ``failed``."""
+        """``cancelled``, ``already_cancelled``, ``not_found``, ``has_traces`` or ``failed``.
+
+        ``cancelled`` for every result, whatever its fields say.
+        """
         error = self.error
-        if error is None:
+        if self.result is not None or error is None:
             return "cancelled"
         if isinstance(error, AlreadyCancelledError):
             return "already_cancelled"
@@ -149,11 +161,24 @@ class CancelOutcome:
 
     @property
     def final(self) -> bool:
-        """False when asking again later could end differently (network, busy, rate limit)."""
+        """False when asking again later could end differently.
+
+        That is: the network, a busy or rate-limited WeChat, a refused token, or the
+        configuration (appid/secret refused, API not allowed for the account), which once
+        fixed lets the same request succeed. True for every result.
+        """
         error = self.error
-        if error is None or self.status != "failed":
+        if self.result is not None or error is None or self.status != "failed":
             return True
         return not isinstance(
             error,
-            (TransportError, ResponseError, SystemBusyError, RateLimitError, AccessTokenError),
+            (
+                TransportError,
+                ResponseError,
+                SystemBusyError,
+                RateLimitError,
+                AccessTokenError,
+                CredentialsError,
+                PermissionDeniedError,
+            ),
         )

@@ -1,7 +1,8 @@
 """The ``wxlogistics`` command: cancel one or many waybills, serve a sandbox, run a demo.
 
-Credentials come from ``--appid/--secret`` or ``WX_APPID``/``WX_SECRET``. Neither the secret
-nor a token is ever printed.
+Credentials come from ``--appid/--secret`` or ``WX_APPID``/``WX_SECRET``, the host from
+``--base-url`` or ``WX_BASE_URL``. The secret is never printed, nor is a token unless
+``wxlogistics token --show`` asks for it. (The sandbox prints its own secret: it is fake.)
 """
 
 from __future__ import annotations
@@ -12,16 +13,20 @@ import json
 import math
 import os
 import random
+import shlex
 import signal
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
+from contextlib import closing
+from itertools import chain
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, TextIO
+from typing import IO, TYPE_CHECKING, Any, TextIO, cast
 
 import anyio
 
+from ._batch import CancelBatch
 from ._client import AsyncLogistics
 from ._constants import DEFAULT_BASE_URL, __version__
 from ._exceptions import (
@@ -45,7 +50,7 @@ from ._exceptions import (
     WaybillNotFoundError,
     WxLogisticsError,
 )
-from ._models import CancelOrderRequest, CancelOutcome
+from ._models import CancelOrderRequest, CancelOrderResult, CancelOutcome
 
 if TYPE_CHECKING:
     from .testing import FakeWeChat, WaybillState
@@ -56,7 +61,7 @@ EXIT_OK = 0
 EXIT_REFUSED = 1  # WeChat answered with an errcode (or some batch rows failed)
 EXIT_USAGE = 2  # bad arguments, bad input
 EXIT_UNREACHABLE = 3  # network or unexpected answer
-EXIT_CREDENTIALS = 4  # the token endpoint refused the appid/secret
+EXIT_CREDENTIALS = 4  # the appid/secret was refused, or the account may not use the API
 EXIT_INTERRUPTED = 130
 
 OUTCOMES = ("cancelled", "already_cancelled", "not_found", "has_traces", "failed")
@@ -95,11 +100,30 @@ def exit_code_for(error: WxLogisticsError) -> int:
     """The process exit code that reports ``error``."""
     if isinstance(error, ValidationError):
         return EXIT_USAGE
-    if isinstance(error, CredentialsError):
+    if isinstance(error, (CredentialsError, PermissionDeniedError)):
         return EXIT_CREDENTIALS
     if isinstance(error, (TransportError, ResponseError)):
         return EXIT_UNREACHABLE
     return EXIT_REFUSED
+
+
+def stops_batch(error: WxLogisticsError) -> bool:
+    """True when ``error`` is about the configuration or the account, not about one row.
+
+    Every further row would fail the same way, so a batch stops at once: the appid/secret
+    or this machine's IP refused (:class:`CredentialsError`), the API not allowed for this
+    account (:class:`PermissionDeniedError`), the host unreachable even after retries (a
+    :class:`TransportError` whose request never left: connection refused, DNS, connect
+    timeout), a base URL that is not WeChat's (an HTTP 4xx other than 429), and the daily
+    quota (45009, until tomorrow).
+    """
+    if isinstance(error, (CredentialsError, PermissionDeniedError)):
+        return True
+    if isinstance(error, TransportError):
+        return not error.may_have_been_sent
+    if isinstance(error, ResponseError):
+        return 400 <= error.status_code < 500 and error.status_code != 429
+    return isinstance(error, RateLimitError) and error.errcode == 45009
 
 
 # -- argument parsing ---------------------------------------------------------------------------
@@ -116,7 +140,11 @@ def _parser() -> argparse.ArgumentParser:
     creds = argparse.ArgumentParser(add_help=False)
     creds.add_argument("--appid", default=os.environ.get("WX_APPID"), help="default: $WX_APPID")
     creds.add_argument("--secret", default=None, help="default: $WX_SECRET (never printed)")
-    creds.add_argument("--base-url", default=DEFAULT_BASE_URL, help="API host, e.g. a sandbox")
+    creds.add_argument(
+        "--base-url",
+        default=os.environ.get("WX_BASE_URL") or DEFAULT_BASE_URL,
+        help=f"API host, e.g. a sandbox (default: $WX_BASE_URL, else {DEFAULT_BASE_URL})",
+    )
     creds.add_argument("--timeout", type=float, default=10.0, help="seconds per attempt")
     creds.add_argument("--backend", choices=("asyncio", "trio"), default="asyncio")
 
@@ -161,8 +189,14 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=7)
     demo.add_argument("--backend", choices=("asyncio", "trio"), default="asyncio")
 
-    token = sub.add_parser("token", parents=[creds], help="fetch a token; show it redacted")
-    del token
+    token = sub.add_parser(
+        "token", parents=[creds], help="fetch a token; print its length and lifetime"
+    )
+    token.add_argument(
+        "--show",
+        action="store_true",
+        help="print the token itself on stdout (it is a secret: mind your terminal's history)",
+    )
     return parser
 
 
@@ -192,8 +226,8 @@ def _client(args: argparse.Namespace, **kwargs: Any) -> AsyncLogistics:
     )
 
 
-def _report(error: WxLogisticsError) -> int:
-    stream = sys.stderr
+def _report(error: WxLogisticsError, stream: TextIO | None = None) -> int:
+    stream = stream or sys.stderr
     errcode = f" (errcode {error.errcode})" if isinstance(error, APIError) else ""
     print(f"error{errcode}: {plain_language(error)}", file=stream)
     print(f"  {type(error).__name__}: {error}", file=stream)
@@ -233,8 +267,13 @@ async def _token(args: argparse.Namespace) -> int:
             remaining = token.expires_at - time.monotonic()
     except WxLogisticsError as error:
         return _report(error)
-    shown = f"{token.value[:4]}…{token.value[-4:]}" if len(token.value) > 16 else "****"
-    print(f"access token {shown} ({len(token.value)} chars), valid for {remaining:.0f}s more")
+    about = f"access token: {len(token.value)} chars, valid for {remaining:.0f}s more"
+    if args.show:
+        # The token alone on stdout, so that TOKEN=$(wxlogistics token --show) works.
+        print(token.value)
+        print(about, file=sys.stderr)
+    else:
+        print(about)
     return EXIT_OK
 
 
@@ -245,11 +284,77 @@ class BadRow(Exception):
     """A row of the input that is not a usable request."""
 
 
+_REQUIRED = ("order_id", "delivery_id", "waybill_id")
+
+
+def _format_of(path: Path, fmt: str | None) -> str:
+    return fmt or ("csv" if path.suffix.lower() == ".csv" else "jsonl")
+
+
+def check_input(path: Path, fmt: str | None) -> tuple[int, str] | None:
+    """(line, reason) if the file as a whole is unusable, else None. Reads it once, streaming.
+
+    A bad row only skips that row; this finds what would corrupt every row after it: a CSV
+    header without the required columns, a quote that is never closed (the CSV reader would
+    take the rest of the file as one field) or closed lines later (the rows between would
+    vanish into one field), text that is not UTF-8.
+    """
+    start = 1
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as handle:
+            if _format_of(path, fmt) != "csv":
+                for _ in handle:  # JSONL lines are independent: only the encoding matters
+                    pass
+                return None
+            reader = csv.reader(handle)
+            for cells in reader:
+                if start == 1:
+                    header = {cell.strip() for cell in cells}
+                    if not set(_REQUIRED) <= header:
+                        return 1, (
+                            f"the header must name {', '.join(_REQUIRED)} "
+                            f"(got {', '.join(c.strip() for c in cells)})"
+                        )
+                if reader.line_num != start:
+                    # A quoted field holds a line end. Refused even in an extra column: a stray
+                    # quote closed lines later looks the same, and hides the rows between.
+                    end = reader.line_num
+                    if next(reader, None) is None:
+                        return start, (
+                            "a quote opened on this line is never closed: "
+                            "the rest of the file would be read as one field"
+                        )
+                    return start, (
+                        f"a quoted field opened on this line runs on to line {end}: "
+                        "a quote is not closed"
+                    )
+                start = reader.line_num + 1
+    except csv.Error as exc:  # e.g. the rest of the file taken as one field overflows a limit
+        return start, f"malformed CSV ({exc}): is a quote not closed?"
+    except UnicodeDecodeError:
+        return _undecodable_line(path), "not UTF-8 text"
+    return None
+
+
+def _undecodable_line(path: Path) -> int:
+    """The number of the first line of ``path`` that is not UTF-8 (text is read in chunks)."""
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError:
+                return number
+    return 0  # pragma: no cover (only called after a decoding error)
+
+
 def read_requests(
     path: Path, fmt: str | None, on_bad_row: Callable[[int, str], None]
-) -> Iterator[tuple[int, CancelOrderRequest]]:
-    """Yield (line number, request) from a CSV or JSONL file, lazily; report bad rows."""
-    fmt = fmt or ("csv" if path.suffix.lower() == ".csv" else "jsonl")
+) -> Generator[tuple[int, CancelOrderRequest], None, None]:
+    """Yield (line number, request) from a CSV or JSONL file, lazily; report bad rows.
+
+    Run :func:`check_input` first: this reports a broken file as bad rows, one at a time.
+    """
+    fmt = _format_of(path, fmt)
     with path.open(encoding="utf-8-sig", newline="") as handle:
         rows = _csv_rows(handle) if fmt == "csv" else _jsonl_rows(handle)
         for line, row in rows:
@@ -263,7 +368,7 @@ def read_requests(
 
 
 def _to_request(row: dict[str, Any]) -> CancelOrderRequest:
-    missing = [k for k in ("order_id", "delivery_id", "waybill_id") if not row.get(k)]
+    missing = [k for k in _REQUIRED if not row.get(k)]
     if missing:
         raise BadRow(f"missing {', '.join(missing)}")
     openid = row.get("openid") or None
@@ -281,9 +386,8 @@ def _csv_rows(handle: IO[str]) -> Iterator[tuple[int, dict[str, Any] | str]]:
         header = [h.strip() for h in next(reader)]
     except StopIteration:
         return
-    required = {"order_id", "delivery_id", "waybill_id"}
-    if not required <= set(header):
-        yield 1, f"header must name {', '.join(sorted(required))} (got {', '.join(header)})"
+    if not set(_REQUIRED) <= set(header):
+        yield 1, f"header must name {', '.join(_REQUIRED)} (got {', '.join(header)})"
         return
     try:
         for cells in reader:
@@ -341,20 +445,25 @@ def load_finished(output: Path) -> set[tuple[str, str, str]]:
 
 
 def outcome_line(outcome: CancelOutcome, line: int) -> str:
-    """The JSON line recorded for one outcome."""
-    request, error = outcome.request, outcome.error
+    """The JSON line recorded for one outcome.
+
+    ``final`` is false for an error that stops the batch (:func:`stops_batch`), whatever the
+    library says, so that a resume after fixing the configuration tries the row again.
+    """
+    request, error, result = outcome.request, outcome.error, outcome.result
     record: dict[str, Any] = {
         "order_id": request.order_id,
         "delivery_id": request.delivery_id,
         "waybill_id": request.waybill_id,
         "outcome": outcome.status,
         "errcode": error.errcode if isinstance(error, APIError) else (0 if error is None else None),
-        "errmsg": (outcome.result.errmsg if outcome.result else "ok")
-        if error is None
-        else str(error),
-        "final": outcome.final,
+        "errmsg": (result.errmsg if result else "ok") if error is None else str(error),
+        "final": outcome.final and (error is None or not stops_batch(error)),
         "line": line,
     }
+    if result is not None and getattr(result, "confirmed_by_retry", False):
+        # The first attempt's answer was lost; its retry found the waybill cancelled.
+        record["confirmed_by_retry"] = True
     return json.dumps(record, ensure_ascii=False) + "\n"
 
 
@@ -418,6 +527,29 @@ def print_summary(
     )
 
 
+class _Gate:
+    """What the batch calls instead of the client: notes the first error that stops it.
+
+    It notes the error in the worker that meets it, before the worker asks for its next row,
+    so no row is pulled after it (the consumer would see it too late: by then every free
+    worker has pulled a row and, with a wrong secret, fetched a token again).
+    """
+
+    def __init__(self, client: AsyncLogistics) -> None:
+        self._client = client
+        self.error: WxLogisticsError | None = None
+        """The first error of the batch for which :func:`stops_batch` is true."""
+
+    async def cancel(self, request: CancelOrderRequest) -> CancelOrderResult:
+        """``client.cancel(request)``, noting an error that stops the batch."""
+        try:
+            return await self._client.cancel(request)
+        except WxLogisticsError as error:
+            if self.error is None and stops_batch(error):
+                self.error = error
+            raise
+
+
 async def run_batch(
     client: AsyncLogistics,
     input_path: Path,
@@ -428,30 +560,67 @@ async def run_batch(
     out: TextIO,
     err: TextIO,
 ) -> int:
-    """Cancel every order in ``input_path``, appending outcomes to ``output``; resumable."""
+    """Cancel every order in ``input_path``, appending outcomes to ``output``; resumable.
+
+    The input is checked as a whole first (:func:`check_input`), and a token is fetched
+    before the first cancel: either failing sends nothing and records nothing. An error that
+    is about the configuration, not the row (:func:`stops_batch`), stops the batch: no
+    further row is pulled, the rows in flight finish, and the rows it failed are recorded
+    with ``"final": false`` so that running the same command again retries them.
+    """
+    broken = check_input(input_path, fmt)
+    if broken is not None:
+        line, reason = broken
+        print(f"{input_path}:{line}: error: {reason}", file=err)
+        print("nothing was sent: fix the file and run the same command again", file=err)
+        return EXIT_USAGE
     finished = load_finished(output)
     counts: Counter[str] = Counter()
     extra = {"skipped (done before)": 0, "skipped (duplicate)": 0, "invalid rows": 0}
-    lines: dict[tuple[str, str, str], int] = {}
-    seen: set[tuple[str, str, str]] = set()
+    first_line: dict[tuple[str, str, str], int] = {}  # the line of every key sent in this run
+    gate = _Gate(client)
+    last_line = 0
 
     def bad_row(line: int, reason: str) -> None:
         extra["invalid rows"] += 1
         print(f"{input_path}:{line}: skipped: {reason}", file=err)
 
-    def pending() -> Iterator[CancelOrderRequest]:
-        for line, request in read_requests(input_path, fmt, bad_row):
-            key = _key(request.order_id, request.delivery_id, request.waybill_id)
-            if key in finished:
-                extra["skipped (done before)"] += 1
-                continue
-            if key in seen:
-                extra["skipped (duplicate)"] += 1
-                print(f"{input_path}:{line}: skipped: duplicate of line {lines.get(key)}", file=err)
-                continue
-            seen.add(key)
-            lines[key] = line
-            yield request
+    def pending() -> Generator[CancelOrderRequest, None, None]:
+        nonlocal last_line
+        with closing(read_requests(input_path, fmt, bad_row)) as rows:
+            while gate.error is None:  # checked before each row is read
+                item = next(rows, None)
+                if item is None:
+                    return
+                line, request = item
+                key = _key(request.order_id, request.delivery_id, request.waybill_id)
+                if key in finished:
+                    extra["skipped (done before)"] += 1
+                    continue
+                first = first_line.get(key)
+                if first is not None:
+                    extra["skipped (duplicate)"] += 1
+                    print(f"{input_path}:{line}: skipped: duplicate of line {first}", file=err)
+                    continue
+                first_line[key] = line
+                last_line = line
+                yield request
+
+    requests = pending()
+    head = next(requests, None)
+    if head is not None:
+        try:
+            # One token request tells a wrong secret or host from a bad row, before any row.
+            await client.get_access_token()
+        except WxLogisticsError as error:
+            requests.close()
+            _report(error, err)
+            print(
+                "stopped before the first cancel: nothing was sent or recorded; "
+                "fix this and run the same command again",
+                file=err,
+            )
+            return exit_code_for(error)
 
     progress = _Progress(_count_rows(input_path) if err.isatty() else None, err)
     started = time.perf_counter()
@@ -459,29 +628,39 @@ async def run_batch(
     with output.open("a", encoding="utf-8") as sink:
 
         def record(outcome: CancelOutcome) -> None:
-            key = _key(
-                outcome.request.order_id, outcome.request.delivery_id, outcome.request.waybill_id
-            )
-            sink.write(outcome_line(outcome, lines.pop(key, 0)))
+            request = outcome.request
+            key = _key(request.order_id, request.delivery_id, request.waybill_id)
+            sink.write(outcome_line(outcome, first_line.get(key, 0)))
             sink.flush()  # a crash loses at most the requests in flight, never a written line
             counts[outcome.status] += 1
 
-        batch = client.cancel_orders(pending(), concurrency=concurrency)
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(_cancel_on_signal, tg.cancel_scope)
-            try:
-                async with batch as outcomes:
-                    async for outcome in outcomes:
+        if head is not None:
+            # CancelBatch calls nothing but ``cancel`` on its client: the gate stands in.
+            batch = CancelBatch(cast("AsyncLogistics", gate), chain([head], requests), concurrency)
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(_cancel_on_signal, tg.cancel_scope)
+                try:
+                    async with batch as outcomes:
+                        async for outcome in outcomes:
+                            record(outcome)
+                            progress.update(sum(counts.values()), counts)
+                finally:
+                    for outcome in batch.unconsumed:
                         record(outcome)
-                        progress.update(sum(counts.values()), counts)
-            finally:
-                for outcome in batch.unconsumed:
-                    record(outcome)
-                interrupted = tg.cancel_scope.cancel_called
-                tg.cancel_scope.cancel()
+                    interrupted = tg.cancel_scope.cancel_called
+                    tg.cancel_scope.cancel()
     progress.update(sum(counts.values()), counts, force=True)
     progress.close()
     print_summary(counts, extra, time.perf_counter() - started, out)
+    if gate.error is not None:
+        _report(gate.error, err)
+        print(
+            f"stopped after line {last_line}: this is about the configuration, not a row, so no "
+            'further row was sent. The rows it failed are recorded with "final": false; fix '
+            f"this and run the same command again to resume ({output})",
+            file=err,
+        )
+        return exit_code_for(gate.error)
     if interrupted:
         print(f"interrupted: run the same command again to resume ({output})", file=err)
         return EXIT_INTERRUPTED
@@ -516,7 +695,8 @@ async def _cancel_batch(args: argparse.Namespace) -> int:
             )
     except WxLogisticsError as error:
         return _report(error)
-    print(f"results: {output}", file=sys.stderr)
+    if output.exists():
+        print(f"results: {output}", file=sys.stderr)
     return code
 
 
@@ -539,16 +719,32 @@ async def _sandbox(args: argparse.Namespace) -> int:
             return EXIT_USAGE
     async with anyio.create_task_group() as tg:
         port = await tg.start(serve, fake, args.host, args.port)
-        print(
-            f"fake WeChat serving on http://{args.host}:{port} (appid {fake.appid}, "
-            f"{len(fake.waybills)} waybills); Ctrl-C stops it",
-            flush=True,
-        )
+        print(sandbox_banner(fake, args.host, port), flush=True)
         with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             async for _ in signals:
                 tg.cancel_scope.cancel()
                 break
     return EXIT_OK
+
+
+def sandbox_banner(fake: FakeWeChat, host: str, port: int) -> str:
+    """What ``wxlogistics sandbox`` prints once it serves: where, and its (fake) credentials.
+
+    The first line names the URL; the export lines point the README examples and this
+    command at the sandbox from another shell.
+    """
+    shown = f"[{host}]" if ":" in host else host
+    # A wildcard address is served on every interface; loopback reaches it from here.
+    local = {"0.0.0.0": "127.0.0.1", "::": "[::1]", "": "127.0.0.1"}.get(host, shown)
+    lines = [
+        f"fake WeChat serving on http://{shown}:{port} ({len(fake.waybills)} waybills); "
+        "Ctrl-C stops it",
+        "Its credentials are fake. To use it from another shell (README examples, this CLI):",
+        f"  export WX_APPID={shlex.quote(fake.appid)}",
+        f"  export WX_SECRET={shlex.quote(fake.secret)}",
+        f"  export WX_BASE_URL={shlex.quote(f'http://{local}:{port}')}",
+    ]
+    return "\n".join(lines)
 
 
 _STATES: dict[str, WaybillState] = {
@@ -562,6 +758,10 @@ def _preload(fake: FakeWeChat, path: Path) -> int | None:
     """Create the waybills listed in ``path`` (with an optional ``state`` column)."""
     if not path.is_file():
         print(f"error: no such file: {path}", file=sys.stderr)
+        return None
+    broken = check_input(path, None)
+    if broken is not None:
+        print(f"{path}:{broken[0]}: error: {broken[1]}", file=sys.stderr)
         return None
     count = 0
     with path.open(encoding="utf-8-sig", newline="") as handle:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from functools import partial
 
@@ -53,31 +54,27 @@ async def _connection(fake: FakeWeChat, stream: SocketStream) -> None:
             except (anyio.IncompleteRead, anyio.EndOfStream, anyio.BrokenResourceError, OSError):
                 return
             except anyio.DelimiterNotFound:
-                await _send(stream, FakeResponse(400, b"header too large", "text/plain"), False)
+                await _refuse(stream, "header too large")
                 return
-            lines = head.decode("latin-1").split("\r\n")
-            try:
-                method, target, _version = lines[0].split(" ", 2)
-            except ValueError:
-                await _send(stream, FakeResponse(400, b"bad request line", "text/plain"), False)
+            request = _parse_head(head)
+            if isinstance(request, str):
+                # The body's length is unknown, so the connection cannot go on: answer, close.
+                await _refuse(stream, request)
                 return
-            headers = {}
-            for line in lines[1:]:
-                name, _, value = line.partition(":")
-                headers[name.strip().lower()] = value.strip()
-            length = int(headers.get("content-length", "0") or 0)
-            if length > _MAX_BODY:
-                await _send(stream, FakeResponse(400, b"body too large", "text/plain"), False)
-                return
+            method, target, headers, length = request
             try:
                 body = await reader.receive_exactly(length) if length else b""
             except (anyio.IncompleteRead, anyio.EndOfStream, anyio.BrokenResourceError, OSError):
                 return
             path, _, query = target.partition("?")
-            if path.startswith("/_fake/"):
-                answer = _admin(fake, method, path, body)
-            else:
-                answer = await fake.handle_async(method, path, query, body)
+            try:
+                if path.startswith("/_fake/"):
+                    answer = _admin(fake, method, path, body)
+                else:
+                    answer = await fake.handle_async(method, path, query, body)
+            except Exception as exc:  # a bug in the fake must not take the server down
+                text = f"fake WeChat failed: {type(exc).__name__}: {exc}"
+                answer = FakeResponse(500, text.encode(), "text/plain")
             if answer.dropped:
                 return
             keep_alive = headers.get("connection", "").lower() != "close"
@@ -87,6 +84,38 @@ async def _connection(fake: FakeWeChat, stream: SocketStream) -> None:
                 return
             if not keep_alive:
                 return
+
+
+def _parse_head(head: bytes) -> tuple[str, str, dict[str, str], int] | str:
+    """(method, target, headers, body length) of a request head, or why it is refused."""
+    lines = head.decode("latin-1").split("\r\n")
+    parts = lines[0].split(" ")
+    if len(parts) != 3 or not all(parts) or not parts[2].startswith("HTTP/"):
+        return "bad request line"
+    method, target, _version = parts
+    headers: dict[str, str] = {}
+    for line in lines[1:]:
+        raw_name, colon, value = line.partition(":")
+        if not colon or not raw_name or raw_name != "".join(raw_name.split()):
+            return "bad header line"  # no colon, no name, or white space in or around it
+        name, value = raw_name.lower(), value.strip()
+        if name == "content-length" and headers.get(name, value) != value:
+            return "conflicting Content-Length headers"
+        headers[name] = value
+    if "transfer-encoding" in headers:
+        return "Transfer-Encoding is not supported: send a Content-Length"
+    raw = headers.get("content-length", "0")
+    if not (raw.isascii() and raw.isdigit()):  # digits only: no sign, no spaces, no "5, 5"
+        return "bad Content-Length"
+    if len(raw) > 12 or int(raw) > _MAX_BODY:
+        return "body too large"
+    return method, target, headers, int(raw)
+
+
+async def _refuse(stream: SocketStream, reason: str) -> None:
+    """Answer 400 and let the caller close the connection; the server goes on serving."""
+    with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+        await _send(stream, FakeResponse(400, reason.encode(), "text/plain"), False)
 
 
 async def _send(stream: SocketStream, answer: FakeResponse, keep_alive: bool) -> None:
