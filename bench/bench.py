@@ -105,9 +105,7 @@ async def _run_wxlogistics(url: str, n: int, c: int, run: str) -> dict[str, Any]
         async def call(i: int) -> None:
             await client.cancel_order(**_body(run, i))
 
-        result = await _drive(call, n, c, run)
-        result["engine"] = client.engine
-    return result
+        return await _drive(call, n, c, run)
 
 
 async def _run_httpx(url: str, n: int, c: int, run: str) -> dict[str, Any]:
@@ -260,6 +258,57 @@ def run_client(
     return result
 
 
+def count_instructions(server: Server, client: str, n: int, c: int, run: str) -> int:
+    """Instructions the client process executes for ``n`` calls, counted by callgrind."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "callgrind.out"
+        command = [
+            "valgrind",
+            "--tool=callgrind",
+            f"--callgrind-out-file={out}",
+            sys.executable,
+            __file__,
+            "--worker",
+            client,
+            "--url",
+            server.url,
+            "--n",
+            str(n),
+            "--c",
+            str(c),
+            "--run",
+            run,
+        ]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=3600)
+        if done.returncode:
+            raise RuntimeError(f"{client} under callgrind failed:\n{done.stderr[-2000:]}")
+        for line in out.read_text().splitlines():
+            if line.startswith(("summary:", "totals:")):
+                return int(line.split()[1])
+    raise RuntimeError("callgrind wrote no total")
+
+
+def instructions_per_call(
+    server: Server, clients: list[str], n: int, c: int
+) -> dict[str, dict[str, float]]:
+    """Instructions per call: runs of n and n+1000 calls, the difference over 1000.
+
+    Start-up and imports cancel out; callgrind counts are repeatable to about 1%, where CPU
+    time on a shared machine varies by 30%.
+    """
+    result = {}
+    for client in clients:
+        small = count_instructions(server, client, n, c, f"ir-{client}-{c}-a")
+        large = count_instructions(server, client, n + 1000, c, f"ir-{client}-{c}-b")
+        result[client] = {"per_call": (large - small) / 1000, "runs": [small, large]}
+        print(
+            f"instructions C={c} {client:<17} {result[client]['per_call']:,.0f} per call",
+            file=sys.stderr,
+            flush=True,
+        )
+    return result
+
+
 def import_times(repeat: int) -> dict[str, Any]:
     """Median wall time of ``import X`` in a fresh interpreter, minus an empty interpreter."""
     samples: dict[str, list[float]] = {"pass": [], "httpx": [], "wxlogistics": []}
@@ -310,6 +359,13 @@ def main() -> None:
     parser.add_argument("--import-repeat", type=int, default=15)
     parser.add_argument("--out", type=Path, default=Path("bench-results"))
     parser.add_argument("--rerender", type=Path, help="print the table of a saved bench.json")
+    parser.add_argument(
+        "--instructions",
+        type=int,
+        default=1000,
+        help="callgrind: base calls N (runs of N and N+1000 calls); 0 skips it",
+    )
+    parser.add_argument("--instructions-c", type=int, default=50, help="concurrency for it")
     args = parser.parse_args()
     if args.rerender:
         rerender(args.rerender)
@@ -338,6 +394,16 @@ def main() -> None:
                         file=sys.stderr,
                         flush=True,
                     )
+        instructions = None
+        if args.instructions:
+            ir_clients = [c for c in clients if c in CLIENTS]
+            instructions = {
+                "c": args.instructions_c,
+                "n": args.instructions,
+                "clients": instructions_per_call(
+                    server, ir_clients, args.instructions, args.instructions_c
+                ),
+            }
         batch = None
         if args.batch_n:
             with tempfile.TemporaryDirectory() as tmp:
@@ -367,8 +433,6 @@ def main() -> None:
         }
         if "token_fetches" in results[0]:
             summary[key]["token_fetches"] = [r["token_fetches"] for r in results]
-        if "engine" in results[0]:
-            summary[key]["engine"] = results[0]["engine"]
         summary[key]["errors"] = [r.get("errors", 0) for r in results]
         summary[key]["error_kinds"] = sorted({k for r in results for k in r.get("error_kinds", [])})
 
@@ -404,6 +468,7 @@ def main() -> None:
         "ratios": ratios,
         "batch": batch,
         "imports": imports,
+        "instructions": instructions,
     }
     (args.out / "bench.json").write_text(json.dumps(report, indent=2))
     table = render(report, clients, levels)
@@ -430,7 +495,7 @@ def render(report: dict[str, Any], clients: list[str], levels: list[int]) -> str
             if not s:
                 continue
             fetches = ",".join(str(x) for x in s.get("token_fetches", [])) or "-"
-            name = client + (f" ({s['engine']})" if "engine" in s else "")
+            name = client
             errors = sum(s["errors"]) if s["errors"] else 0
             kinds = f" ({', '.join(s['error_kinds'])})" if errors else ""
             lines.append(
@@ -461,6 +526,23 @@ def render(report: dict[str, Any], clients: list[str], levels: list[int]) -> str
             value = report["ratios"][f"C={c}"][name]
             cells.append(fmt(value, 2) if value else "-")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    ir = report.get("instructions")
+    if ir:
+        per = {k: v["per_call"] for k, v in ir["clients"].items()}
+        lines += [
+            "",
+            f"Instructions per call (valgrind callgrind, client process only, runs of "
+            f"{ir['n']} and {ir['n'] + 1000} calls at C={ir['c']}, difference / 1000):",
+            "",
+            "| client | instructions/call | vs raw aiohttp | vs bare httpx |",
+            "|---|---|---|---|",
+        ]
+        for name, value in per.items():
+            base = "aiohttp" if not name.endswith("-trio") else None
+            vs_aiohttp = f"{value / per['aiohttp']:.2f}" if base and per.get("aiohttp") else "-"
+            httpx_name = "httpx-trio" if name.endswith("-trio") else "httpx"
+            vs_httpx = f"{value / per[httpx_name]:.2f}" if per.get(httpx_name) else "-"
+            lines.append(f"| {name} | {value:,.0f} | {vs_aiohttp} | {vs_httpx} |")
     batch = report.get("batch")
     if batch:
         lines += [

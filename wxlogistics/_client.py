@@ -177,12 +177,12 @@ class AsyncLogistics:
             raise ValidationError("pass http_client or transport, not both")
         import httpx
 
+        from ._wire import WireTransport, skip_cookie_work_without_set_cookie
+
         owns_http = http_client is None
         self._wire: WireTransport | None = None
         if http_client is None:
             if transport is None:
-                from ._wire import WireTransport
-
                 transport = self._wire = WireTransport(max_connections=max_connections)
             http_client = httpx.AsyncClient(
                 transport=transport,
@@ -191,6 +191,7 @@ class AsyncLogistics:
                     max_connections=max_connections, max_keepalive_connections=max_connections
                 ),
             )
+            skip_cookie_work_without_set_cookie(http_client.cookies)
         elif not isinstance(http_client, httpx.AsyncClient):
             raise ValidationError(
                 f"http_client must be an httpx.AsyncClient, not {type(http_client).__name__}"

@@ -162,7 +162,9 @@ class Transport:
         timeouts = timeout.as_httpx().as_dict()
         self._extensions = {"timeout": timeouts}
         self._safe_extensions = {"timeout": timeouts, SAFE_TO_REPEAT: True}
-        self._host = httpx.URL(self.base_url).netloc.decode("ascii")
+        base = httpx.URL(self.base_url)
+        self._host = base.netloc.decode("ascii")
+        self._base_path = base.path.rstrip("/")  # a proxy's prefix, shown in errors
         self._headers_seen: list[tuple[bytes, bytes]] | None = None
         self._get_headers: Any = None
         self._post_headers: dict[int, Any] = {}
@@ -317,7 +319,7 @@ class Transport:
                     finally:
                         self._finished()
             except self._httpx.HTTPError as exc:
-                error = self._transport_error(exc, path)
+                error = self._transport_error(exc, self._base_path + path)
             except WxLogisticsError as exc:
                 exc.__traceback__ = None  # raised beneath httpx, in frames holding the request
                 error = exc
@@ -337,7 +339,10 @@ class Transport:
                         payload = None
                 if type(payload) is not dict:
                     error = self._response_error(
-                        status, content, response.headers.get("content-type", ""), path
+                        status,
+                        content,
+                        response.headers.get("content-type", ""),
+                        self._base_path + path,
                     )
                 else:
                     errcode = _errcode_of(payload)

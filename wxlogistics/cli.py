@@ -540,6 +540,11 @@ class _Gate:
         self.error: WxLogisticsError | None = None
         """The first error of the batch for which :func:`stops_batch` is true."""
 
+    @property
+    def is_closed(self) -> bool:
+        """Whether the client is closed (the batch stops pulling rows then)."""
+        return self._client.is_closed
+
     async def cancel(self, request: CancelOrderRequest) -> CancelOrderResult:
         """``client.cancel(request)``, noting an error that stops the batch."""
         try:
