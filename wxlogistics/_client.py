@@ -18,7 +18,7 @@ from ._constants import (
     __version__,
 )
 from ._endpoints import CANCEL_ORDER
-from ._exceptions import ClientClosedError, ValidationError
+from ._exceptions import ClientClosedError, ValidationError, WxLogisticsError
 from ._models import CancelOrderRequest, CancelOrderResult, check_id
 from ._redact import install_httpx_log_filter
 from ._retry import RetryPolicy
@@ -316,9 +316,11 @@ class AsyncLogistics:
         )
         if self._closed:
             raise ClientClosedError("this AsyncLogistics is closed; create a new one")
-        # Not via self.cancel(): one coroutine fewer on the hot path.
-        payload = await self._transport.call(CANCEL_ORDER, encode_json(request.to_body()))
-        return CancelOrderResult.from_api(payload)
+        # Not via self.cancel() nor Transport.call(): two coroutines fewer on the hot path.
+        outcome = await self._transport.attempts(CANCEL_ORDER, encode_json(request.to_body()))
+        if isinstance(outcome, WxLogisticsError):
+            raise outcome  # this frame holds no URL, token or raw payload
+        return CancelOrderResult.from_api(outcome)
 
     def cancel_orders(
         self,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
@@ -132,7 +132,7 @@ class Transport:
     ) -> None:
         import httpx
 
-        from ._wire import SAFE_TO_REPEAT, ResponseTooLargeError, ended, run_key
+        from ._wire import ADMITTED, SAFE_TO_REPEAT, ResponseTooLargeError, ended, run_key
 
         self._httpx = httpx
         self._byte_stream = httpx.ByteStream
@@ -160,8 +160,8 @@ class Transport:
         self._secrets = tuple(s for s in secrets if s)
         self._user_agent = user_agent
         timeouts = timeout.as_httpx().as_dict()
-        self._extensions = {"timeout": timeouts}
-        self._safe_extensions = {"timeout": timeouts, SAFE_TO_REPEAT: True}
+        self._extensions = {"timeout": timeouts, ADMITTED: max_concurrency}
+        self._safe_extensions = {**self._extensions, SAFE_TO_REPEAT: True}
         base = httpx.URL(self.base_url)
         self._host = base.netloc.decode("ascii")
         self._base_path = base.path.rstrip("/")  # a proxy's prefix, shown in errors
@@ -228,16 +228,26 @@ class Transport:
         :class:`ConfirmedPayload` is returned when a retry's "already done" errcode confirmed
         that an earlier attempt was carried out.
         """
-        outcome = await self._attempts(
+        outcome = await self.attempts(endpoint, body)
+        if isinstance(outcome, WxLogisticsError):
+            raise outcome  # from a frame that holds no URL, token or raw payload
+        return outcome
+
+    def attempts(
+        self, endpoint: Endpoint, body: bytes | None
+    ) -> Coroutine[Any, Any, dict[str, Any] | WxLogisticsError]:
+        """The request loop for ``endpoint``: returns the payload, or the error to raise.
+
+        For callers on the hot path that raise the error themselves (from a frame holding no
+        URL or token), one coroutine fewer than :meth:`call`.
+        """
+        return self._attempts(
             endpoint.method,
             endpoint.path,
             body,
             idempotent=endpoint.idempotent,
             done=endpoint.done_errcodes,
         )
-        if isinstance(outcome, WxLogisticsError):
-            raise outcome  # from a frame that holds no URL, token or raw payload
-        return outcome
 
     async def call_token_endpoint(
         self,
@@ -310,7 +320,11 @@ class Transport:
                 if isinstance(slots, WxLogisticsError):
                     return slots
             try:
-                async with slots:
+                try:
+                    slots.acquire_nowait()  # no coroutine on the fast path
+                except anyio.WouldBlock:
+                    await slots.acquire()
+                try:
                     if self._closed:  # closed while this call waited for a free slot
                         return _closed_error(ambiguous)
                     self._inflight += 1
@@ -318,6 +332,8 @@ class Transport:
                         response = await self.http.send(request)
                     finally:
                         self._finished()
+                finally:
+                    slots.release()
             except self._httpx.HTTPError as exc:
                 error = self._transport_error(exc, self._base_path + path)
             except WxLogisticsError as exc:
