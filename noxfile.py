@@ -1,18 +1,64 @@
-"""Development sessions: ``nox -s tests lint typecheck docs bench``."""
+"""Development sessions: ``nox`` runs tests, lint and typecheck; ``nox -s bench`` the benchmark.
+
+``nox -s tests-3.10`` runs the suite on one Python. Every supported Python must be there: a
+missing interpreter fails the run instead of being skipped (``.ci/run`` does the same for the
+oldest and the newest).
+"""
 
 from __future__ import annotations
+
+import os
+import pathlib
+import re
 
 import nox
 
 nox.options.sessions = ["tests", "lint", "typecheck"]
 nox.options.reuse_existing_virtualenvs = True
+# A session whose interpreter is missing fails: "success" must mean every Python ran.
+nox.options.error_on_missing_interpreters = True
 
-PYTHONS = ["3.10", "3.11", "3.12", "3.13"]
+PYPROJECT = nox.project.load_toml("pyproject.toml")
+# requires-python's lower bound up to the newest CPython supported (keep .ci/run's NEWEST in step).
+NEWEST_PYTHON = "3.13"
+PYTHONS = nox.project.python_versions(PYPROJECT, max_version=NEWEST_PYTHON)
+
+
+def _pyenv_versions_on_path() -> None:
+    """Let nox find pyenv's Pythons that pyenv has not activated.
+
+    pyenv's shims only run the versions it has activated (``pyenv global``/``local``), so on a
+    machine with 3.10 to 3.13 installed and 3.11 active, ``python3.10`` is not found. Their
+    ``bin`` folders go at the end of ``PATH``: whatever was already found first still wins.
+    """
+    root = pathlib.Path(os.environ.get("PYENV_ROOT", pathlib.Path.home() / ".pyenv"))
+    found = []
+    for version in PYTHONS:
+        # Newest patch release first; "3.10.13", not "3.10.13/envs/x" nor "3.10t".
+        releases = sorted(
+            (
+                p
+                for p in root.glob(f"versions/{version}.*")
+                if re.fullmatch(r"\d+\.\d+\.\d+", p.name)
+            ),
+            key=lambda p: [int(part) for part in p.name.split(".")],
+            reverse=True,
+        )
+        found += [str(p / "bin") for p in releases[:1] if (p / "bin" / f"python{version}").exists()]
+    if found:
+        os.environ["PATH"] = os.pathsep.join([os.environ.get("PATH", ""), *found])
+
+
+_pyenv_versions_on_path()
 
 
 @nox.session(python=PYTHONS)
 def tests(session: nox.Session) -> None:
-    """Run the test suite (asyncio and trio)."""
+    """Run the test suite (asyncio and trio) with the README's command.
+
+    Arguments after -- go to pytest, e.g. ``nox -s tests-3.10 -- -x tests/test_timeouts.py``.
+    pytest's exit code 5 (no test collected) fails the session like any other non-zero code.
+    """
     session.install("-e", ".[test]")
     session.run("python", "-m", "pytest", *session.posargs)
 
@@ -37,7 +83,8 @@ def bench(session: nox.Session) -> None:
     """The benchmark: wxlogistics against bare httpx and aiohttp, asyncio and trio.
 
     Writes bench-results/bench.md and bench.json. Arguments after -- go to bench/bench.py,
-    e.g. ``nox -s bench -- --n 2000 --rounds 1`` for a quick look.
+    e.g. ``nox -s bench -- --n 2000 --rounds 1`` for a quick look; ``python bench/bench.py
+    --help`` lists them.
     """
     session.install("-e", ".[test]")
     session.run("python", "bench/bench.py", *session.posargs)
