@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Literal
 from ._batch import CancelBatch
 from ._constants import (
     DEFAULT_BASE_URL,
-    DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_MAX_CONNECTIONS,
     DEFAULT_MAX_RETRIES,
     DEFAULT_TIMEOUT,
@@ -19,7 +18,7 @@ from ._constants import (
 )
 from ._endpoints import CANCEL_ORDER
 from ._exceptions import ClientClosedError, ValidationError, WxLogisticsError
-from ._models import CancelOrderRequest, CancelOrderResult, check_id
+from ._models import CancelOrderRequest, CancelOrderResult
 from ._redact import install_httpx_log_filter
 from ._retry import RetryPolicy
 from ._tokens import (
@@ -32,6 +31,13 @@ from ._tokens import (
     TokenSource,
 )
 from ._transport import Timeouts, Transport, encode_json
+from ._validate import (
+    check_base_url,
+    check_max_connections,
+    check_max_retries,
+    check_secret,
+    check_timeout,
+)
 
 if TYPE_CHECKING:
     import httpx
@@ -39,26 +45,6 @@ if TYPE_CHECKING:
     from ._wire import WireTransport
 
 __all__ = ["AsyncLogistics"]
-
-
-def _resolve_timeout(timeout: float | httpx.Timeout) -> Timeouts:
-    if isinstance(timeout, (int, float)) and not isinstance(timeout, bool):
-        if not timeout > 0:
-            raise ValidationError(f"timeout must be positive: {timeout!r}")
-        seconds = float(timeout)
-        return Timeouts(
-            connect=min(seconds, DEFAULT_CONNECT_TIMEOUT), read=seconds, write=seconds, pool=seconds
-        )
-    parts = [getattr(timeout, name, None) for name in ("connect", "read", "write", "pool")]
-    if type(timeout).__name__ != "Timeout" or not all(
-        isinstance(part, (int, float)) and part > 0 for part in parts
-    ):
-        raise ValidationError(
-            "timeout must be a positive number, or an httpx.Timeout with every part set: "
-            f"wxlogistics never waits forever ({timeout!r})"
-        )
-    connect, read, write, pool = (float(part) for part in parts)  # type: ignore[arg-type]
-    return Timeouts(connect=connect, read=read, write=write, pool=pool)
 
 
 class AsyncLogistics:
@@ -120,25 +106,68 @@ class AsyncLogistics:
         clock: Callable[[], float] | None = None,
     ) -> None:
         self._closed = True  # until constructed: __del__ must not warn about a failed __init__
+        self._wire: WireTransport | None = None
+        error: ValidationError | None = None
+        try:
+            self._setup(
+                appid,
+                secret,
+                base_url=base_url,
+                timeout=timeout,
+                max_retries=max_retries,
+                retry_policy=retry_policy,
+                token_source=token_source,
+                max_connections=max_connections,
+                http_client=http_client,
+                transport=transport,
+                token_refresh_margin=token_refresh_margin,
+                clock=clock,
+            )
+        except ValidationError as exc:
+            # Raised afresh from this frame, with the secret and the URL dropped first:
+            # error trackers record the locals of every frame of a traceback.
+            error = ValidationError(*exc.args)
+        if error is not None:
+            secret = appid = base_url = None
+            raise error
+        self._closed = False
+
+    def _setup(
+        self,
+        appid: str | None,
+        secret: str | None,
+        *,
+        base_url: str | None,
+        timeout: float | httpx.Timeout,
+        max_retries: int | None,
+        retry_policy: RetryPolicy | None,
+        token_source: TokenSource | Literal["stable", "classic"],
+        max_connections: int,
+        http_client: httpx.AsyncClient | None,
+        transport: httpx.AsyncBaseTransport | None,
+        token_refresh_margin: float,
+        clock: Callable[[], float] | None,
+    ) -> None:
         if base_url is None:
             base_url = os.environ.get("WX_BASE_URL") or DEFAULT_BASE_URL
-        if not isinstance(base_url, str) or not base_url.startswith(("https://", "http://")):
-            raise ValidationError(f"base_url must be an http(s) URL: {base_url!r}")
-        if isinstance(max_connections, bool) or not isinstance(max_connections, int):
-            raise ValidationError("max_connections must be an int")
-        if max_connections < 1:
-            raise ValidationError("max_connections must be at least 1")
-        resolved_timeout = _resolve_timeout(timeout)
+        base_url = check_base_url(base_url)
+        max_connections = check_max_connections(max_connections)
+        connect, read, write, pool = check_timeout(timeout)
+        resolved_timeout = Timeouts(connect=connect, read=read, write=write, pool=pool)
         if retry_policy is None:
-            if max_retries is None:
-                max_retries = DEFAULT_MAX_RETRIES
-            if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
-                raise ValidationError(f"max_retries must be an int >= 0: {max_retries!r}")
-            retry_policy = RetryPolicy(max_retries=max_retries)
+            retry_policy = RetryPolicy(
+                max_retries=check_max_retries(
+                    DEFAULT_MAX_RETRIES if max_retries is None else max_retries
+                )
+            )
         elif max_retries is not None:
             raise ValidationError(
                 "pass max_retries or retry_policy, not both "
                 "(RetryPolicy(max_retries=...) sets both)"
+            )
+        elif not isinstance(retry_policy, RetryPolicy):
+            raise ValidationError(
+                f"retry_policy must be a RetryPolicy, not {type(retry_policy).__name__}"
             )
 
         source: TokenSource
@@ -150,8 +179,8 @@ class AsyncLogistics:
                 raise ValidationError(
                     "appid and secret are required (arguments, or WX_APPID and WX_SECRET)"
                 )
-            check_id("appid", appid)
-            check_id("secret", secret)
+            check_secret("appid", appid)
+            check_secret("secret", secret)
             if token_source == "stable":
                 source = StableTokenSource(appid=appid, secret=secret)
             elif token_source == "classic":
@@ -180,7 +209,6 @@ class AsyncLogistics:
         from ._wire import WireTransport, skip_cookie_work_without_set_cookie
 
         owns_http = http_client is None
-        self._wire: WireTransport | None = None
         if http_client is None:
             if transport is None:
                 transport = self._wire = WireTransport(max_connections=max_connections)
@@ -214,7 +242,6 @@ class AsyncLogistics:
             max_concurrency=max_connections,
         )
         install_httpx_log_filter()
-        self._closed = False
 
     # -- lifecycle -----------------------------------------------------------------------------
 

@@ -333,6 +333,8 @@ class FakeWeChat:
         """An :class:`AsyncLogistics` wired to this fake (retries do not sleep by default)."""
         kwargs.setdefault("appid", self.appid)
         kwargs.setdefault("secret", self.secret)
+        if "max_retries" in kwargs and "retry_policy" not in kwargs:
+            kwargs["retry_policy"] = attrs.evolve(NO_WAIT, max_retries=kwargs.pop("max_retries"))
         kwargs.setdefault("retry_policy", NO_WAIT)
         return AsyncLogistics(transport=self.transport(), **kwargs)
 
