@@ -618,3 +618,52 @@ async def test_the_wire_carries_requests_again_after_a_mock_ends() -> None:
     ):
         with pytest.raises(wx.ResponseError, match="larger than 4096"):
             await client.cancel_order(**IDS)
+
+
+async def test_retry_after_is_honoured_on_429_and_503() -> None:
+    answers = [
+        answer(429, b"slow down", {"retry-after": "1", "content-type": "text/plain"}),
+        answer(503, b"busy", {"retry-after": "0", "content-type": "text/plain"}),
+    ]
+
+    async def limited(req: Req, stream: SocketStream) -> bool:
+        await stream.send(answers.pop(0) if answers else answer(body=OK))
+        return True
+
+    async with wire_server(limited) as server, client_for(server.url) as client:
+        started = time.monotonic()
+        assert (await client.cancel_order(**IDS)).errcode == 0
+        elapsed = time.monotonic() - started
+    assert len(server.requests) == 3
+    assert 0.9 <= elapsed < 5.0  # waited the second the server asked for (backoff here is 0)
+
+
+async def test_retry_after_beyond_the_maximum_wait_is_raised_at_once() -> None:
+    async def busy(req: Req, stream: SocketStream) -> bool:
+        date = "Wed, 21 Oct 2099 07:28:00 GMT"
+        await stream.send(answer(503, b"down", {"retry-after": date}))
+        return True
+
+    async with wire_server(busy) as server, client_for(server.url) as client:
+        started = time.monotonic()
+        with pytest.raises(wx.ResponseError) as info:
+            await client.cancel_order(**IDS)
+        assert time.monotonic() - started < 2.0
+    assert info.value.status_code == 503
+    assert info.value.retry_after == 86_400.0  # capped at a day
+    assert len(server.requests) == 1
+
+
+async def test_cookies_set_by_the_server_are_kept() -> None:
+    """Skipping cookie work when no Set-Cookie came changes nothing when one does."""
+
+    async def cookie(req: Req, stream: SocketStream) -> bool:
+        await stream.send(answer(body=OK, headers={"set-cookie": "session=abc; Path=/"}))
+        return True
+
+    async with wire_server(cookie) as server, client_for(server.url) as client:
+        await client.cancel_order(**IDS)
+        await client.cancel_order(**IDS)
+        assert client.http_client.cookies.get("session") == "abc"
+    assert "cookie" not in server.requests[0].headers
+    assert server.requests[1].headers["cookie"] == "session=abc"

@@ -98,14 +98,25 @@ class RequestTimeoutError(TransportError):
 class ResponseError(WxLogisticsError):
     """WeChat answered with an unexpected HTTP status, or a body that is not a JSON object.
 
-    Attributes: ``status_code``, ``path``, and ``body`` (the first 2,000 characters of the body).
+    Attributes: ``status_code``, ``path``, ``body`` (the first 2,000 characters of the body)
+    and ``retry_after`` (seconds the server asked to wait, from a ``Retry-After`` header on a
+    429 or 503; ``None`` when it gave none).
     """
 
-    def __init__(self, message: str, *, status_code: int, path: str = "", body: str = "") -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int,
+        path: str = "",
+        body: str = "",
+        retry_after: float | None = None,
+    ) -> None:
         super().__init__(message)
         self.status_code = status_code
         self.path = path
         self.body = body
+        self.retry_after = retry_after
 
 
 class APIError(WxLogisticsError):

@@ -105,6 +105,10 @@ class RetryPolicy:
             if error.retry_after is None or error.retry_after > self.max_rate_limit_wait:
                 return None
             delay = max(delay, error.retry_after)
+        elif isinstance(error, ResponseError) and error.retry_after is not None:
+            if error.retry_after > self.max_rate_limit_wait:
+                return None  # the server asks for longer than we wait: raise, it says how long
+            delay = max(delay, error.retry_after)
         return delay
 
 
@@ -113,7 +117,7 @@ def is_retryable(error: WxLogisticsError, *, idempotent: bool) -> bool:
     if isinstance(error, TransportError):
         return idempotent or not error.may_have_been_sent
     if isinstance(error, ResponseError):
-        return idempotent and error.status_code >= 500
+        return idempotent and (error.status_code >= 500 or error.status_code == 429)
     if isinstance(error, SystemBusyError):
         return idempotent
     if isinstance(error, RateLimitError):

@@ -9,6 +9,7 @@ hold no URL.
 
 from __future__ import annotations
 
+import email.utils
 import json
 import logging
 import time
@@ -313,6 +314,9 @@ class Transport:
                 extensions=extensions,
             )
             request.read()
+            cookies = self.http.cookies
+            if cookies.jar:  # httpx adds them in build_request, which we skip
+                cookies.set_cookie_header(request)
             error: WxLogisticsError
             slots = self._slots
             if slots is None or self._slots_key is not self._run_key():
@@ -359,6 +363,7 @@ class Transport:
                         content,
                         response.headers.get("content-type", ""),
                         self._base_path + path,
+                        response.headers.get("retry-after") if status in (429, 503) else None,
                     )
                 else:
                     errcode = _errcode_of(payload)
@@ -428,7 +433,12 @@ class Transport:
         return url
 
     def _response_error(
-        self, status: int, content: bytes, content_type: str, path: str
+        self,
+        status: int,
+        content: bytes,
+        content_type: str,
+        path: str,
+        retry_after: str | None = None,
     ) -> ResponseError:
         if status != 200:
             message = f"HTTP {status} from {path}"
@@ -444,6 +454,7 @@ class Transport:
             status_code=status,
             path=path,
             body=redact(excerpt, *self._secrets_of()),
+            retry_after=_retry_after_seconds(retry_after),
         )
 
     def _api_error(
@@ -499,6 +510,22 @@ class Transport:
         _logger.debug("%s attempt=%d%s %s %.1fms", path, retries + 1, extra, what, elapsed)
 
 
+def _retry_after_seconds(value: str | None) -> float | None:
+    """Seconds from a ``Retry-After`` header (delta-seconds or an HTTP date); None if unusable."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(min(int(value), 86_400))
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, min(when.timestamp() - time.time(), 86_400.0))
+
+
 def _closed_error(may_have_been_sent: bool) -> WxLogisticsError:
     if may_have_been_sent:
         return TransportError(
@@ -512,7 +539,9 @@ def _is_ambiguous(error: WxLogisticsError) -> bool:
     """Whether the attempt that ended in ``error`` may have been carried out by WeChat."""
     if isinstance(error, TransportError):
         return error.may_have_been_sent
-    return isinstance(error, ResponseError)  # a 5xx or a gateway's page: WeChat may have acted
+    if isinstance(error, ResponseError):  # a 5xx or a gateway's page: WeChat may have acted
+        return error.status_code != 429  # 429: refused before anything was done
+    return False
 
 
 _SECRET_KEYS = frozenset({"access_token", "secret", "appsecret", "app_secret"})
