@@ -1,7 +1,11 @@
 """wxlogistics: an async client for WeChat's logistics API (物流助手).
 
-Everything public is importable from here; the modules behind it are private.
+Everything public is importable from here; the modules behind it are private, except
+:mod:`wxlogistics.events` (push events, kept apart so that ``import wxlogistics`` stays cheap)
+and :mod:`wxlogistics.testing`. :class:`WireTransport` is loaded on first use (it imports httpx).
 """
+
+import typing as _typing
 
 from ._batch import CancelBatch
 from ._client import AsyncLogistics
@@ -84,6 +88,22 @@ __all__ = [
     "ValidationError",
     "WaybillHasTracesError",
     "WaybillNotFoundError",
+    "WireTransport",
     "WxLogisticsError",
     "__version__",
 ]
+
+if _typing.TYPE_CHECKING:
+    from ._wire import WireTransport
+
+
+def __getattr__(name: str) -> _typing.Any:
+    if name == "WireTransport":
+        from ._wire import WireTransport
+
+        return WireTransport
+    raise AttributeError(f"module 'wxlogistics' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), "WireTransport"})
