@@ -25,6 +25,7 @@ wxlogistics`` does not import it.
 from __future__ import annotations
 
 import asyncio  # noqa: TID251 - the aiohttp wire is asyncio's by nature; trio uses anyio
+import contextlib
 import functools
 import ssl
 import sys
@@ -612,45 +613,51 @@ class _TrioRun(_Run):
         size = -(-total // count)
         self._count = count
         self._size = size
-        self._pools: dict[str | None, list[httpx.AsyncHTTPTransport]] = {}
-        # Slot i*count+j... is pool j; the stack's top is handed out first.
+        self._pools: dict[str | None, list[httpx.AsyncHTTPTransport | None]] = {}
+        # A stack of free slots, each naming its pool; the top is handed out first.
         self._free: dict[str | None, list[int]] = {}
 
-    def _pool_set(self, proxy: str | None) -> tuple[list[httpx.AsyncHTTPTransport], list[int]]:
+    def _pool_set(
+        self, proxy: str | None
+    ) -> tuple[list[httpx.AsyncHTTPTransport | None], list[int]]:
         pools = self._pools.get(proxy)
         if pools is None:
-            owner = self._owner
-            limits = httpx.Limits(
-                max_connections=self._size,
-                max_keepalive_connections=self._size,
-                keepalive_expiry=owner._keepalive_expiry,
-            )
-            context = owner._ssl_context()
-            pools = self._pools[proxy] = [
-                httpx.AsyncHTTPTransport(
-                    verify=context, limits=limits, proxy=proxy, trust_env=False
-                )
-                for _ in range(self._count)
-            ]
+            # Pools are made when first handed out: max_connections=10,000 costs nothing upfront.
+            pools = self._pools[proxy] = [None] * self._count
             # Pool 0's slots on top, so that light traffic stays on pool 0.
             self._free[proxy] = [j for j in reversed(range(self._count)) for _ in range(self._size)]
         return pools, self._free[proxy]
+
+    def _make_pool(
+        self, pools: list[httpx.AsyncHTTPTransport | None], index: int, proxy: str | None
+    ) -> httpx.AsyncHTTPTransport:
+        limits = httpx.Limits(
+            max_connections=self._size,
+            max_keepalive_connections=self._size,
+            keepalive_expiry=self._owner._keepalive_expiry,
+        )
+        pool = pools[index] = httpx.AsyncHTTPTransport(
+            verify=self._owner._ssl_context(), limits=limits, proxy=proxy, trust_env=False
+        )
+        return pool
 
     async def send(self, request: httpx.Request) -> httpx.Response:
         owner = self._owner
         deadline = _timeouts(request)[1]
         resend = request.extensions.get(SAFE_TO_REPEAT, False)
         proxy = owner.proxy_for(request.url) if owner._proxies else None
-        async with self._slots:
+        admitted = request.extensions.get(ADMITTED, 1 << 30) <= owner.max_connections
+        async with contextlib.nullcontext() if admitted else self._slots:
             if owner._closed:
                 raise _ClosedTransportError("the transport was closed before sending")
             pools, free = self._pool_set(proxy)
             index = free.pop() if free else 0
+            pool = pools[index] or self._make_pool(pools, index, proxy)
             try:
                 with anyio.fail_after(deadline):
                     while True:
                         try:
-                            response = await pools[index].handle_async_request(request)
+                            response = await pool.handle_async_request(request)
                         except _STALE:
                             if not resend:
                                 raise
@@ -682,7 +689,8 @@ class _TrioRun(_Run):
     async def aclose(self) -> None:
         for pools in self._pools.values():
             for pool in pools:
-                await pool.aclose()
+                if pool is not None:
+                    await pool.aclose()
 
 
 async def _read_stream(stream: httpx.AsyncByteStream, limit: int) -> bytes:
