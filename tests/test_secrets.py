@@ -170,3 +170,23 @@ def test_redacting_filter_on_any_logger(caplog: pytest.LogCaptureFixture) -> Non
     assert TOKEN not in text
     assert SECRET not in text
     assert "-> 200" in text
+
+
+async def test_api_error_payload_is_scrubbed_at_any_depth() -> None:
+    """Item 16: a server echo of the token, nested anywhere, is masked in APIError.payload."""
+    router = make_router()
+    router.post(STABLE).mock(return_value=token_response())
+    router.post(CANCEL).respond(
+        json={
+            "errcode": 40199,
+            "errmsg": f"no such waybill for {TOKEN}",
+            "debug": {"access_token": TOKEN, "echo": [f"?access_token={TOKEN}", {"t": TOKEN}]},
+        }
+    )
+    async with wired(router) as client:
+        with pytest.raises(wx.WaybillNotFoundError) as info:
+            await client.cancel_order(**IDS)
+    payload = info.value.payload
+    assert TOKEN not in repr(payload)
+    assert payload["debug"]["access_token"] == "***"
+    assert TOKEN not in all_text_of(info.value)

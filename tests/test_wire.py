@@ -667,3 +667,66 @@ async def test_cookies_set_by_the_server_are_kept() -> None:
         assert client.http_client.cookies.get("session") == "abc"
     assert "cookie" not in server.requests[0].headers
     assert server.requests[1].headers["cookie"] == "session=abc"
+
+
+async def test_aclose_grace_ends_calls_still_in_flight_as_may_have_been_sent() -> None:
+    """A call that outlives aclose()'s grace ends as TransportError(may_have_been_sent=True),
+    with no token in any frame of its traceback."""
+
+    async def silent(req: Req, stream: SocketStream) -> bool:
+        if "token" in req.path:
+            await stream.send(answer(body=default_answer(req)))
+            return True
+        await anyio.sleep(30)
+        return False
+
+    errors: list[BaseException] = []
+    async with wire_server(silent) as server:
+        client = client_for(server.url, retry_policy=wx.RetryPolicy(max_retries=0))
+        client._transport._close_grace = 0.2  # the default is 5 s
+
+        async def call() -> None:
+            try:
+                await client.cancel_order(**IDS)
+            except wx.WxLogisticsError as exc:
+                errors.append(exc)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(call)
+            while not server.requests:  # noqa: ASYNC110 - the server's log
+                await anyio.sleep(0.01)
+            with anyio.fail_after(5):
+                await client.aclose()
+    from .test_tokens_secrets import assert_nowhere
+
+    assert len(errors) == 1
+    assert isinstance(errors[0], wx.TransportError)
+    assert errors[0].may_have_been_sent is True
+    assert_nowhere(errors[0], "TOP-SECRET-TOKEN-123")
+
+
+def test_no_ssl_context_is_built_for_an_http_host() -> None:
+    import subprocess
+    import sys
+
+    code = """
+import anyio, wxlogistics as wx
+from wxlogistics._wire import shared_ssl_context
+from wxlogistics.testing import FakeWeChat, serve
+
+async def main():
+    fake = FakeWeChat()
+    fake.add_waybill("o", "SF", "W")
+    async with anyio.create_task_group() as tg:
+        port = await tg.start(serve, fake)
+        async with wx.AsyncLogistics(fake.appid, fake.secret,
+                                     base_url=f"http://127.0.0.1:{port}") as client:
+            await client.cancel_order(order_id="o", delivery_id="SF", waybill_id="W")
+        tg.cancel_scope.cancel()
+    print(shared_ssl_context.cache_info().currsize)
+
+anyio.run(main)
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "0"

@@ -532,7 +532,7 @@ class _AiohttpRun(_Run):
                     raise
                 except Exception as exc:
                     error = self._failure(exc, answered=False)
-                    if resend and isinstance(error, _STALE):
+                    if resend and isinstance(error, _STALE) and not owner._closed:
                         resend = False
                         continue
                     raise error from exc
@@ -659,7 +659,7 @@ class _TrioRun(_Run):
                         try:
                             response = await pool.handle_async_request(request)
                         except _STALE:
-                            if not resend:
+                            if not resend or owner._closed:
                                 raise
                             resend = False
                             continue
