@@ -353,3 +353,10 @@ async def test_right_carrier_password_binds() -> None:
     assert "right" not in repr(account)
     with pytest.raises(ValueError, match="unknown carrier"):
         fake.add_account("NOPE", "x")
+
+
+async def test_an_escaped_backslash_before_u_is_not_a_unicode_escape() -> None:
+    fake = new_fake()
+    body = order_body(custom_remark="C:\\users\\u盘")  # JSON: "C:\\users\\u盘"
+    assert b"\\\\users\\\\u" in json.dumps(body, ensure_ascii=False).encode()
+    assert (await call(fake, "POST", ADD, body))["order_id"] == "o1"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import secrets
 import time
 from collections import deque
@@ -55,6 +56,8 @@ ROUTES: Mapping[str, Route] = {
     **_accounts.ROUTES,
 }
 """Every WeChat API path the fake serves (one module per resource), besides the token paths."""
+_ESCAPE = re.compile(rb"(?<!\\)(?:\\\\)*\\u")
+"""A ``\\uXXXX`` escape in a JSON body (40033), not an escaped backslash before a ``u``."""
 
 
 @attrs.define
@@ -454,7 +457,7 @@ class FakeWeChat:
             return _json({"errcode": errcode, "errmsg": errmsg(errcode)})
         request: dict[str, Any] | None = None
         if route.method == "POST":
-            if b"\\u" in body:
+            if _ESCAPE.search(body):
                 return _json({"errcode": 40033, "errmsg": errmsg(40033)})
             try:
                 value = json.loads(body)
