@@ -701,9 +701,17 @@ async def test_sandbox_flow_over_http() -> None:
                 base_url=f"http://127.0.0.1:{port}",
                 transport=httpx.AsyncHTTPTransport(),
             )
+            carriers = await call(
+                fake,
+                "GET",
+                "/cgi-bin/express/business/delivery/getall",
+                base_url=f"http://127.0.0.1:{port}",
+                transport=httpx.AsyncHTTPTransport(),
+            )
             async with httpx.AsyncClient() as http:
                 stats = (await http.get(f"http://127.0.0.1:{port}/_fake/stats")).json()
         tg.cancel_scope.cancel()
+    assert carriers["count"] == 9  # a GET without a body, served
     assert stats["orders_added"] == 1
     assert stats["states"] == {"has_traces": 1}
     assert stats["cancel_requests"] == 1

@@ -121,9 +121,11 @@ def _shop(body: Mapping[str, Any]) -> bool:
 def add_order(fake: FakeWeChat, body: dict[str, Any] | None) -> FakeResponse:
     """Create an order and its waybill; answer ``{"order_id", "waybill_id", "waybill_data"}``.
 
-    In the order WeChat is assumed to check: 930561 (a required field missing or mistyped,
-    add_source not 0/2, openid missing with add_source 0, wx_appid missing with add_source 2),
-    9300526 (a field longer than documented), 9300503 (unknown carrier), 9300536 (wx_appid not
+    In the order the fake checks (WeChat's own order is not documented), field by field:
+    930561 (a required field missing or mistyped, add_source not 0/2, openid missing with
+    add_source 0, wx_appid missing with add_source 2) or
+    9300526 (a field longer than documented: order_id 512 B, custom_remark 1024 B, sender and
+    receiver fields, cargo item name 128 B); then 9300503 (unknown carrier), 9300536 (wx_appid not
     an appid), 9300525 (biz_id neither bound, nor the cash code, nor ``test_biz_id`` for
     ``TEST``), 9300510 (service_type not one of the carrier's), 9300535 (shop goods empty),
     9300522 (order_id already used), 9300523 (quota of (delivery_id, biz_id) is 0), 9300501
