@@ -1,4 +1,4 @@
-"""An in-memory model of WeChat's token and logistics-cancel endpoints, with fault injection.
+"""An in-memory model of WeChat's token and logistics (express by-business) endpoints.
 
 One model, two front doors: :meth:`FakeWeChat.transport` (an ``httpx`` transport, in process)
 and :func:`wxlogistics.testing.serve` (a real HTTP server on loopback). Both call
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import secrets
 import time
 from collections import deque
@@ -22,118 +23,41 @@ import httpx
 
 from wxlogistics import AsyncLogistics, RetryPolicy
 
-__all__ = ["FakeResponse", "FakeWeChat", "Fault", "RecordedCall", "Waybill", "WaybillState"]
+from . import _accounts, _delivery, _orders, _printers
+from ._base import (
+    CLASSIC_PATH,
+    DROP,
+    STABLE_PATH,
+    TEST_BIZ_ID,
+    TEST_DELIVERY_ID,
+    TOKEN_PATHS,
+    Account,
+    FakeResponse,
+    Fault,
+    PathItem,
+    Printer,
+    RecordedCall,
+    Refusal,
+    Route,
+    Waybill,
+    WaybillState,
+    errmsg,
+)
+from ._base import json_answer as _json
 
-WaybillState = Literal["created", "has_traces", "cancelled"]
+__all__ = ["FakeWeChat"]
 
-CANCEL_PATH = "/cgi-bin/express/business/order/cancel"
-STABLE_PATH = "/cgi-bin/stable_token"
-CLASSIC_PATH = "/cgi-bin/token"
-TOKEN_PATHS = frozenset({STABLE_PATH, CLASSIC_PATH})
 GRACE = 300.0  # old and new tokens overlap for 5 minutes
 NO_WAIT = RetryPolicy(initial_delay=0, max_delay=0, jitter=0, max_rate_limit_wait=0)
-
-_ERRMSG = {
-    0: "ok",
-    -1: "system error",
-    40001: "invalid credential, access_token is invalid or not latest",
-    40013: "invalid appid",
-    40033: "invalid charset. please check your request, if include \\uxxxx will create fail!",
-    40125: "invalid appsecret",
-    40199: "waybill id not exist",
-    41001: "access_token missing",
-    42001: "access_token expired",
-    43002: "require POST method",
-    45009: "reach max api daily quota limit",
-    45011: "api minute-quota reach limit  mustslower  retry next minute",
-    47001: "data format error",
-    930561: "args error",
-    930563: "order not exists",
-    9300503: "delivery_id not exist",
-    9300506: "waybill has traces, cannot cancel",
-    9300509: "speed limit, retry too fast",
-    9300524: "cancel failed, order already cancelled",
+ROUTES: Mapping[str, Route] = {
+    **_orders.ROUTES,
+    **_delivery.ROUTES,
+    **_printers.ROUTES,
+    **_accounts.ROUTES,
 }
-
-
-@attrs.define(kw_only=True)
-class Waybill:
-    """A waybill the fake knows, with its state and what was asked of it."""
-
-    order_id: str
-    """The merchant order id."""
-    delivery_id: str
-    """The carrier id."""
-    waybill_id: str
-    """The waybill number."""
-    openid: str | None = None
-    """The user's openid, if any."""
-    state: WaybillState = "created"
-    """created (cancellable), has_traces (moved: 9300506) or cancelled (9300524)."""
-    cancel_requests: int = 0
-    """How many cancel requests reached this waybill (whatever their answer)."""
-    cancellations: int = 0
-    """How many of them cancelled it (answer 0). More than 1 would be a bug."""
-
-
-@attrs.frozen(kw_only=True)
-class RecordedCall:
-    """One request the fake received, for assertions."""
-
-    method: str
-    """HTTP method."""
-    path: str
-    """URL path."""
-    token: str | None
-    """The ``access_token`` query parameter, if any."""
-    body: dict[str, Any] | None = attrs.field(repr=False)
-    """The decoded JSON body, if any."""
-    status: int
-    """HTTP status answered (0 for a dropped connection)."""
-    errcode: int | None
-    """errcode answered (None for a dropped connection or a non-JSON answer)."""
-
-
-@attrs.frozen(kw_only=True)
-class Fault:
-    """What to do instead of (or on top of) the normal answer. See :meth:`FakeWeChat.fail_next`."""
-
-    errcode: int | None = None
-    """Answer this errcode (the request is not carried out)."""
-    status: int | None = None
-    """Answer this HTTP status (the request is not carried out)."""
-    body: Literal["html", "empty"] | None = None
-    """Answer HTTP 200 with an HTML page or an empty body (not carried out)."""
-    drop: Literal["before", "after"] | None = None
-    """Close the connection without answering, before or after carrying the request out."""
-    latency: float = 0.0
-    """Seconds to wait before answering."""
-    path: str | None = None
-    """Only requests to this path; None: every API path except the token endpoints."""
-
-    def applies_to(self, path: str) -> bool:
-        """Whether this fault targets ``path``."""
-        return path == self.path if self.path is not None else path not in TOKEN_PATHS
-
-
-@attrs.frozen
-class FakeResponse:
-    """An answer of the fake: status, JSON or raw body. ``DROP`` closes the connection."""
-
-    status: int
-    """HTTP status."""
-    body: bytes
-    """Raw body."""
-    content_type: str = "application/json; encoding=utf-8"
-    """Content-Type header."""
-    dropped: bool = False
-    """True: close the connection without answering."""
-
-
-DROP = FakeResponse(0, b"", dropped=True)
-_CANCELLED = FakeResponse(
-    200, b'{"errcode":0,"errmsg":"ok","delivery_resultcode":0,"delivery_resultmsg":""}'
-)
+"""Every WeChat API path the fake serves (one module per resource), besides the token paths."""
+_ESCAPE = re.compile(rb"(?<!\\)(?:\\\\)*\\u")
+"""A ``\\uXXXX`` escape in a JSON body (40033), not an escaped backslash before a ``u``."""
 
 
 @attrs.define
@@ -144,22 +68,38 @@ class _Token:
 
 
 class FakeWeChat:
-    """An in-memory WeChat logistics service.
+    """An in-memory WeChat logistics service, with fault injection.
 
     Tokens: the stable endpoint returns the same token while it has more than 5 minutes left,
     then a new one (the old stays valid until it expires); the classic endpoint issues a new token
     on every call and the previous one keeps working for 5 minutes, then answers 40001; an
     expired token answers 42001, an unknown or revoked one 40001, a missing one 41001.
 
-    Cancel: 0 (created -> cancelled), 9300524 (already cancelled), 9300506 (has traces),
-    930563 (unknown order), 40199 (order known, waybill_id or delivery_id differ), 9300503
-    (unknown carrier), 930561 (missing field), 40033 (escaped non-ASCII in the body), and -1
-    or anything else through :meth:`fail_next` / :meth:`fail_fraction`.
+    API paths are routed by a table (``ROUTES``, one module per resource). Every one checks
+    the token first, then the method (43002 a POST endpoint called otherwise, 43001 a GET one),
+    then for POST the body (40033 escaped non-ASCII, 47001 not a JSON object); then the
+    endpoint's own rules (see each handler's docstring):
+
+    - addOrder creates an order and its waybill (``TEST`` / ``test_biz_id`` accepted, the
+      carrier's cash code, or an account bound with bindAccount); a repeated order_id answers
+      9300522; the quota of (delivery_id, biz_id), for carriers with quotas, decreases and at 0
+      answers 9300523.
+    - testUpdateOrder (``TEST`` waybills) and :meth:`add_trace` move a waybill along its path;
+      a waybill with traces cannot be cancelled (9300506).
+    - cancelOrder: 0 (created -> cancelled), 9300524 (already cancelled), 9300506 (has traces),
+      930563 (unknown order), 40199 (order known, waybill_id or delivery_id differ), 9300503
+      (unknown carrier), 930561 (missing field).
+    - getOrder, batchGetOrder (per-item errcodes), getPath, getAllDelivery, getQuota,
+      updatePrinter / getPrinter, bindAccount / getAllAccount.
+
+    ``-1`` or anything else through :meth:`fail_next` / :meth:`fail_fraction`, on every path.
 
     ``latency`` adds a delay to every API answer (not to token fetches), so concurrency can be
-    observed in ``max_concurrent``. ``clock`` is monotonic seconds, injectable for expiry tests.
+    observed in ``max_concurrent``. ``clock`` is monotonic seconds, injectable for expiry tests;
+    ``wall_clock`` gives the unix times of answers (account create_time, default action_time).
     ``unknown_orders="cancel"`` answers 0 for orders it does not know, without storing them
-    (for load tests that must not grow the fake's memory).
+    (for load tests that must not grow the fake's memory). ``default_quota`` is the quota of a
+    newly bound account of a carrier with quotas, and of the sandbox pair.
     """
 
     def __init__(
@@ -173,6 +113,8 @@ class FakeWeChat:
         clock: Callable[[], float] = time.monotonic,
         seed: int | None = None,
         unknown_orders: Literal["not_found", "cancel"] = "not_found",
+        default_quota: int = 1000,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.appid = appid
         self.secret = secret
@@ -185,13 +127,25 @@ class FakeWeChat:
         self._tokens: dict[str, _Token] = {}
         self._stable: str | None = None
         self._classic: str | None = None
+        self._wall_clock = wall_clock
+        self.default_quota = default_quota
+        """Quota of a newly bound account (carriers with quotas) and of ``TEST``."""
         self._waybills: dict[str, Waybill] = {}
+        self._waybill_serial = 0
+        self._accounts: dict[tuple[str, str], Account] = {}
+        self._carrier_passwords: dict[tuple[str, str], str] = {}
+        self._quotas: dict[tuple[str, str], int] = {}
+        if TEST_DELIVERY_ID in self.carriers:
+            self._quotas[(TEST_DELIVERY_ID, TEST_BIZ_ID)] = default_quota
+        self._printers: dict[str, Printer] = {}
         self._next_faults: deque[Fault] = deque()
         self._fraction: tuple[float, Fault] | None = None
         self.calls: list[RecordedCall] = []
         """Every request received, in order (see :meth:`reset_calls`)."""
         self.record_calls = True
         """Set False for long runs (benchmarks) to keep memory flat."""
+        self.orders_added = 0
+        """Orders created by addOrder (answer 0)."""
         self.token_fetches = 0
         """Tokens issued or re-served by the token endpoints."""
         self.in_flight = 0
@@ -212,8 +166,12 @@ class FakeWeChat:
         *,
         openid: str | None = None,
         state: WaybillState = "created",
+        biz_id: str | None = None,
     ) -> Waybill:
-        """Create a waybill (as addOrder would) and return it."""
+        """Create a waybill (as addOrder would, without its checks) and return it.
+
+        ``state="has_traces"`` gives it one "picked up" (100001) path item.
+        """
         if delivery_id not in self.carriers:
             raise ValueError(f"unknown carrier {delivery_id!r}; known: {sorted(self.carriers)}")
         waybill = Waybill(
@@ -222,7 +180,12 @@ class FakeWeChat:
             waybill_id=waybill_id or f"WB{order_id}",
             openid=openid,
             state=state,
+            biz_id=biz_id,
         )
+        if state == "has_traces":
+            waybill.path.append(
+                PathItem(action_time=int(self._wall_clock()), action_type=100001, action_msg="揽件")
+            )
         self._waybills[order_id] = waybill
         return waybill
 
@@ -230,10 +193,115 @@ class FakeWeChat:
         """The waybill of ``order_id`` (KeyError if none)."""
         return self._waybills[order_id]
 
+    def order(self, order_id: str) -> Waybill:
+        """The order ``order_id`` with its waybill (KeyError if none); same as :meth:`waybill`."""
+        return self._waybills[order_id]
+
     @property
     def waybills(self) -> list[Waybill]:
         """Every waybill, in creation order."""
         return list(self._waybills.values())
+
+    def add_trace(
+        self,
+        order_id: str,
+        action_type: int,
+        action_msg: str = "",
+        *,
+        action_time: int | None = None,
+    ) -> PathItem:
+        """Add a tracking event to an order's waybill (any carrier), as testUpdateOrder does.
+
+        Any event makes a created waybill ``has_traces`` (cancel answers 9300506); 400001
+        (order cancelled) makes it ``cancelled``. ``action_time`` defaults to ``wall_clock()``.
+        """
+        item = PathItem(
+            action_time=int(self._wall_clock()) if action_time is None else action_time,
+            action_type=action_type,
+            action_msg=action_msg,
+        )
+        self._move(self._waybills[order_id], item)
+        return item
+
+    def _move(self, waybill: Waybill, item: PathItem) -> None:
+        waybill.path.append(item)
+        if item.action_type == 400001:
+            waybill.state = "cancelled"
+        elif waybill.state == "created":
+            waybill.state = "has_traces"
+
+    def _by_waybill(self, delivery_id: str, waybill_id: str) -> Waybill | None:
+        for waybill in self._waybills.values():
+            if waybill.waybill_id == waybill_id and waybill.delivery_id == delivery_id:
+                return waybill
+        return None
+
+    def set_quota(self, delivery_id: str, biz_id: str, quota_num: int) -> None:
+        """Set the label quota of a carrier account.
+
+        getQuota answers it; addOrder decreases it and answers 9300523 at 0. Only carriers with
+        ``can_get_quota`` use quotas.
+        """
+        if quota_num < 0:
+            raise ValueError("quota_num must be >= 0")
+        self._quotas[(delivery_id, biz_id)] = quota_num
+
+    def quota(self, delivery_id: str, biz_id: str) -> int | None:
+        """The quota left for (delivery_id, biz_id), None if none was ever set."""
+        return self._quotas.get((delivery_id, biz_id))
+
+    def add_account(
+        self,
+        delivery_id: str,
+        biz_id: str,
+        *,
+        status_code: int = 0,
+        password: str | None = None,
+        remark_content: str = "",
+    ) -> Account:
+        """Bind a carrier account (as bindAccount would) and return it.
+
+        ``status_code=1`` leaves it under review: addOrder refuses its biz_id (9300525) until
+        ``account.status_code = 0``. Carriers with quotas get ``default_quota`` unless set.
+        """
+        if delivery_id not in self.carriers:
+            raise ValueError(f"unknown carrier {delivery_id!r}; known: {sorted(self.carriers)}")
+        now = int(self._wall_clock())
+        account = Account(
+            delivery_id=delivery_id,
+            biz_id=biz_id,
+            status_code=status_code,
+            create_time=now,
+            update_time=now,
+            remark_content=remark_content,
+            password=password,
+        )
+        self._accounts[(delivery_id, biz_id)] = account
+        if _delivery.carrier(delivery_id).can_get_quota:
+            self._quotas.setdefault((delivery_id, biz_id), self.default_quota)
+        return account
+
+    def account(self, delivery_id: str, biz_id: str) -> Account | None:
+        """The bound (or under review) account, None if not bound."""
+        return self._accounts.get((delivery_id, biz_id))
+
+    @property
+    def accounts(self) -> list[Account]:
+        """Every bound or under-review account, in binding order."""
+        return list(self._accounts.values())
+
+    def set_carrier_password(self, delivery_id: str, biz_id: str, password: str) -> None:
+        """Make the carrier know ``biz_id`` with ``password``.
+
+        bindAccount with another password then answers 9300531 (without this, any password is
+        accepted).
+        """
+        self._carrier_passwords[(delivery_id, biz_id)] = password
+
+    @property
+    def printers(self) -> list[Printer]:
+        """Every printer configured with updatePrinter, in order."""
+        return list(self._printers.values())
 
     # -- faults ---------------------------------------------------------------------------------
 
@@ -373,14 +441,35 @@ class FakeWeChat:
             return self._stable_token(method, body)
         if path == CLASSIC_PATH:
             return self._classic_token(method, params)
-        if path == CANCEL_PATH:
-            errcode = self._check_token(params.get("access_token"))
-            if errcode:
-                return _json({"errcode": errcode, "errmsg": _errmsg(errcode)})
-            if method != "POST":
-                return _json({"errcode": 43002, "errmsg": _errmsg(43002)})
-            return self._cancel(body)
+        route = ROUTES.get(path)
+        if route is not None:
+            return self._api(route, method, params, body)
         return FakeResponse(404, b"<html><body>404 not found</body></html>", "text/html")
+
+    def _api(
+        self, route: Route, method: str, params: Mapping[str, str], body: bytes
+    ) -> FakeResponse:
+        errcode = self._check_token(params.get("access_token"))
+        if errcode:
+            return _json({"errcode": errcode, "errmsg": errmsg(errcode)})
+        if method != route.method:
+            errcode = 43002 if route.method == "POST" else 43001
+            return _json({"errcode": errcode, "errmsg": errmsg(errcode)})
+        request: dict[str, Any] | None = None
+        if route.method == "POST":
+            if _ESCAPE.search(body):
+                return _json({"errcode": 40033, "errmsg": errmsg(40033)})
+            try:
+                value = json.loads(body)
+            except ValueError:
+                value = None
+            if not isinstance(value, dict):
+                return _json({"errcode": 47001, "errmsg": errmsg(47001)})
+            request = value
+        try:
+            return route.handler(self, request)
+        except Refusal as refusal:
+            return refusal.answer()
 
     def _take_fault(self, path: str) -> Fault | None:
         if self._next_faults and self._next_faults[0].applies_to(path):
@@ -394,7 +483,7 @@ class FakeWeChat:
     @staticmethod
     def _faulty(fault: Fault) -> FakeResponse:
         if fault.errcode is not None:
-            return _json({"errcode": fault.errcode, "errmsg": _errmsg(fault.errcode)})
+            return _json({"errcode": fault.errcode, "errmsg": errmsg(fault.errcode)})
         if fault.status:
             return FakeResponse(fault.status, b"<html>upstream error</html>", "text/html")
         if fault.body == "html":
@@ -445,16 +534,16 @@ class FakeWeChat:
 
     def _stable_token(self, method: str, body: bytes) -> FakeResponse:
         if method != "POST":
-            return _json({"errcode": 43002, "errmsg": _errmsg(43002)})
+            return _json({"errcode": 43002, "errmsg": errmsg(43002)})
         try:
             request = json.loads(body)
         except ValueError:
-            return _json({"errcode": 47001, "errmsg": _errmsg(47001)})
+            return _json({"errcode": 47001, "errmsg": errmsg(47001)})
         if not isinstance(request, dict) or request.get("grant_type") != "client_credential":
             return _json({"errcode": 40002, "errmsg": "invalid grant_type"})
         errcode = self._credentials_error(request.get("appid"), request.get("secret"), 40125)
         if errcode:
-            return _json({"errcode": errcode, "errmsg": _errmsg(errcode)})
+            return _json({"errcode": errcode, "errmsg": errmsg(errcode)})
         now = self._clock()
         current = self._tokens.get(self._stable) if self._stable else None
         if request.get("force_refresh") is True and current is not None:
@@ -471,7 +560,7 @@ class FakeWeChat:
             return _json({"errcode": 40002, "errmsg": "invalid grant_type"})
         errcode = self._credentials_error(params.get("appid"), params.get("secret"), 40001)
         if errcode:
-            return _json({"errcode": errcode, "errmsg": _errmsg(errcode)})
+            return _json({"errcode": errcode, "errmsg": errmsg(errcode)})
         now = self._clock()
         previous = self._tokens.get(self._classic) if self._classic else None
         if previous is not None:
@@ -493,42 +582,6 @@ class FakeWeChat:
             return 40001
         return 0
 
-    # cancel
-
-    def _cancel(self, body: bytes) -> FakeResponse:
-        if b"\\u" in body:
-            return _json({"errcode": 40033, "errmsg": _errmsg(40033)})
-        try:
-            request = json.loads(body)
-        except ValueError:
-            return _json({"errcode": 47001, "errmsg": _errmsg(47001)})
-        if not isinstance(request, dict):
-            return _json({"errcode": 47001, "errmsg": _errmsg(47001)})
-        order_id, delivery_id, waybill_id = (
-            request.get(k) for k in ("order_id", "delivery_id", "waybill_id")
-        )
-        if not all(isinstance(v, str) and v for v in (order_id, delivery_id, waybill_id)):
-            return _json({"errcode": 930561, "errmsg": _errmsg(930561)})
-        if delivery_id not in self.carriers:
-            return _json({"errcode": 9300503, "errmsg": _errmsg(9300503)})
-        waybill = self._waybills.get(str(order_id))
-        if waybill is None:
-            if self.unknown_orders == "cancel":
-                return _CANCELLED
-            return _json({"errcode": 930563, "errmsg": _errmsg(930563)})
-        if waybill.waybill_id != waybill_id or waybill.delivery_id != delivery_id:
-            return _json({"errcode": 40199, "errmsg": _errmsg(40199)})
-        waybill.cancel_requests += 1
-        if waybill.state == "has_traces":
-            return _json({"errcode": 9300506, "errmsg": _errmsg(9300506)})
-        if waybill.state == "cancelled":
-            return _json({"errcode": 9300524, "errmsg": _errmsg(9300524)})
-        waybill.state = "cancelled"
-        waybill.cancellations += 1
-        return _json(
-            {"errcode": 0, "errmsg": "ok", "delivery_resultcode": 0, "delivery_resultmsg": ""}
-        )
-
     def stats(self) -> dict[str, Any]:
         """Counters for assertions across processes (served at ``GET /_fake/stats``)."""
         states: dict[str, int] = {}
@@ -539,17 +592,9 @@ class FakeWeChat:
             "states": states,
             "token_fetches": self.token_fetches,
             "max_concurrent": self.max_concurrent,
+            "orders_added": self.orders_added,
             "cancel_requests": sum(w.cancel_requests for w in self._waybills.values()),
             "cancelled_twice": sorted(
                 w.order_id for w in self._waybills.values() if w.cancellations > 1
             ),
         }
-
-
-def _errmsg(errcode: int) -> str:
-    rid = f"{secrets.randbits(32):08x}-{secrets.randbits(32):08x}-{secrets.randbits(32):08x}"
-    return f"{_ERRMSG.get(errcode, 'fake error')} rid: {rid}"
-
-
-def _json(payload: Mapping[str, Any]) -> FakeResponse:
-    return FakeResponse(200, json.dumps(payload, ensure_ascii=False).encode())
