@@ -15,13 +15,26 @@ automatically when wxlogistics is installed) give you both. ``serve(fake, port=.
 the same model over HTTP on loopback (``wxlogistics sandbox`` on the command line).
 """
 
-from ._fake import FakeResponse, FakeWeChat, Fault, RecordedCall, Waybill, WaybillState
+from ._fake import (
+    Account,
+    FakeResponse,
+    FakeWeChat,
+    Fault,
+    PathItem,
+    Printer,
+    RecordedCall,
+    Waybill,
+    WaybillState,
+)
 from ._server import serve
 
 __all__ = [
+    "Account",
     "FakeResponse",
     "FakeWeChat",
     "Fault",
+    "PathItem",
+    "Printer",
     "RecordedCall",
     "Waybill",
     "WaybillState",
