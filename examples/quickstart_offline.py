@@ -1,6 +1,7 @@
 """The README quickstart, run against a mocked WeChat: no credentials, no network.
 
-``respx.mock`` intercepts the SDK's httpx transport, so this shows exactly what is sent.
+The session's ``httpx.AsyncClient`` runs over the transport given as ``transport=``; here an
+``httpx.MockTransport`` that plays WeChat, so this shows exactly what is sent.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from wxlogistics import AlreadyCancelledError, AsyncLogistics, WaybillHasTracesE
 
 
 def fake_wechat(request: httpx.Request) -> httpx.Response:
-    """Issue a token, and cancel any waybill once."""
+    """Issue a token, and cancel any waybill."""
     if request.url.path == "/cgi-bin/stable_token":
         return httpx.Response(200, json={"access_token": "fake-token", "expires_in": 7200})
     print(f"WeChat received: {request.method} {request.url.path} {request.content.decode()}")
@@ -22,18 +23,17 @@ def fake_wechat(request: httpx.Request) -> httpx.Response:
 
 
 async def main() -> None:
-    """The quickstart, verbatim but for the mocked transport."""
-    transport = httpx.MockTransport(fake_wechat)
-    async with (
-        httpx.AsyncClient(transport=transport) as http,
-        AsyncLogistics(
-            appid="wx1234567890abcdef", secret="your-app-secret", http_client=http
-        ) as client,
-    ):
+    """The quickstart, verbatim but for the credentials and the mocked transport."""
+    async with AsyncLogistics(
+        appid="wx1234567890abcdef",
+        secret="your-app-secret",
+        base_url="https://api.weixin.qq.com",  # not WX_BASE_URL: the mock answers for WeChat
+        transport=httpx.MockTransport(fake_wechat),
+    ) as client:
         try:
             result = await client.cancel_order(
                 order_id="01234567890123456789",
-                openid="oABC123456",
+                openid="oABC123456",  # optional
                 delivery_id="SF",
                 waybill_id="123456789",
             )

@@ -1,9 +1,14 @@
-"""The README's code runs: its examples are executed against a mocked WeChat."""
+"""The README's examples send exactly what they should (respx sees every request).
+
+tests/test_docs_blocks.py runs every block of the README and docs/ as written, against the
+sandbox; here the requests themselves are checked, through respx.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import re
+import runpy
 from pathlib import Path
 from typing import Any
 
@@ -31,11 +36,22 @@ def test_every_python_block_compiles() -> None:
         compile(block, "README.md", "exec")
 
 
-def test_quickstart_runs(capsys: pytest.CaptureFixture[str]) -> None:
+def test_quickstart_runs(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WX_APPID", "wxenvappid")
+    monkeypatch.setenv("WX_SECRET", "env-secret")
+    monkeypatch.delenv("WX_BASE_URL", raising=False)
     with respx.mock(base_url=BASE, assert_all_called=True) as router:
-        router.post(STABLE).mock(return_value=token_response())
+        token_route = router.post(STABLE).mock(return_value=token_response())
         route = router.post(CANCEL).respond(json=OK)
         exec(block_containing("async def main"), {"__name__": "readme"})
+    assert body_of(token_route.calls.last.request) == {
+        "grant_type": "client_credential",
+        "appid": "wxenvappid",
+        "secret": "env-secret",
+        "force_refresh": False,
+    }
     assert body_of(route.calls.last.request) == {
         "order_id": "01234567890123456789",
         "openid": "oABC123456",
@@ -50,8 +66,9 @@ def test_batch_example_runs(
 ) -> None:
     monkeypatch.setenv("WX_APPID", "wxenvappid")
     monkeypatch.setenv("WX_SECRET", "env-secret")
+    monkeypatch.delenv("WX_BASE_URL", raising=False)
     namespace: dict[str, Any] = {}
-    exec(block_containing("async def cancel_all"), namespace)
+    exec(block_containing("async def cancel_all"), namespace)  # not __main__: defines only
 
     def cancel(request: httpx.Request) -> httpx.Response:
         if body_of(request)["waybill_id"] == "W2":
@@ -77,8 +94,9 @@ def test_cancel_orders_example_runs(
 ) -> None:
     monkeypatch.setenv("WX_APPID", "wxenvappid")
     monkeypatch.setenv("WX_SECRET", "env-secret")
+    monkeypatch.delenv("WX_BASE_URL", raising=False)
     namespace: dict[str, Any] = {}
-    exec(block_containing("async def cancel_file"), namespace)
+    exec(block_containing("async def cancel_file"), namespace)  # not __main__: defines only
     with respx.mock(base_url=BASE) as router:
         router.post(STABLE).mock(return_value=token_response())
         router.post(CANCEL).respond(json=OK)
@@ -94,3 +112,24 @@ def test_testing_example_runs() -> None:
     fake = FakeWeChat()
     asyncio.run(namespace["test_cancel"](fake, fake.client()))
     assert fake.waybill("o1").cancellations == 1
+
+
+def test_http_engine_is_gone_from_the_docs() -> None:
+    docs = [README, *sorted((README.parent / "docs").glob("*.md"))]
+    for page in docs:
+        text = page.read_text(encoding="utf-8")
+        for stale in ("http_engine", "client.engine", "aiohttp engine", "httpx engine"):
+            assert stale not in text, (page.name, stale)
+
+
+def test_offline_quickstart_example_runs(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WX_BASE_URL", "http://127.0.0.1:9")  # ignored: the example names WeChat
+    runpy.run_path(str(README.parent / "examples" / "quickstart_offline.py"), run_name="__main__")
+    assert capsys.readouterr().out.splitlines() == [
+        "WeChat received: POST /cgi-bin/express/business/order/cancel "
+        '{"order_id":"01234567890123456789","delivery_id":"SF","waybill_id":"123456789",'
+        '"openid":"oABC123456"}',
+        "cancelled: ok 0",
+    ]
