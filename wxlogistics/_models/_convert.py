@@ -1,0 +1,125 @@
+"""Wire <-> model conversion, declared once with cattrs for every request and result model.
+
+Results: any attrs class with an ``extra`` field is built from WeChat's JSON by one generated
+structure function per class; keys the class does not declare go to ``extra`` (WeChat adds
+fields without notice). Fields marked ``local`` in their metadata are not read from the wire.
+Requests: unstructured to the JSON body by one generated function per class, ``None`` fields
+left out. Nested request arguments given as dicts become models through :func:`nested`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, TypeVar
+
+import attrs
+import cattrs
+from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
+
+from wxlogistics._exceptions import ResponseError, ValidationError
+
+__all__ = [
+    "LOCAL",
+    "structure_items",
+    "structure_request",
+    "structure_result",
+    "to_body",
+]
+
+T = TypeVar("T")
+
+LOCAL = {"local": True}
+"""Field metadata: this attribute is computed by the client, never read from the wire."""
+
+_results = cattrs.Converter(detailed_validation=False)
+_requests = cattrs.Converter(detailed_validation=False, forbid_extra_keys=True)
+
+# Requests: primitives pass through as given; the models' validators check them and name the
+# field in their message (cattrs would silently turn "3" or 3.7 into 3).
+for _type in (int, float, str, bool):
+    _requests.register_structure_hook(_type, lambda value, _: value)
+
+
+def _has_extra(cls: type) -> bool:
+    return attrs.has(cls) and any(f.name == "extra" for f in attrs.fields(cls))
+
+
+def _result_hook(cls: type[Any]) -> Callable[[Any, Any], Any]:
+    fields = attrs.fields(cls)
+    local = {f.name: override(omit=True) for f in fields if f.metadata.get("local")}
+    wire = frozenset(f.name for f in fields if f.name not in local and f.name != "extra")
+    base = make_dict_structure_fn(cls, _results, **local)  # type: ignore[arg-type]
+
+    def structure(value: Any, _: Any) -> Any:
+        if not isinstance(value, Mapping):
+            raise TypeError(f"{cls.__name__} expects a JSON object, got {type(value).__name__}")
+        known = {key: item for key, item in value.items() if key in wire}
+        known["extra"] = {key: item for key, item in value.items() if key not in wire}
+        return base(known, cls)
+
+    return structure
+
+
+_results.register_structure_hook_factory(_has_extra, _result_hook)
+
+
+def _body_hook(cls: type[Any]) -> Callable[[Any], dict[str, Any]]:
+    base = make_dict_unstructure_fn(cls, _requests)
+
+    def unstructure(value: Any) -> dict[str, Any]:
+        return {key: item for key, item in base(value).items() if item is not None}
+
+    return unstructure
+
+
+_requests.register_unstructure_hook_factory(attrs.has, _body_hook)
+
+
+def structure_result(payload: Mapping[str, Any], cls: type[T], path: str = "") -> T:
+    """Build result ``cls`` from WeChat's decoded JSON; a body that does not fit: ResponseError."""
+    try:
+        return _results.structure(payload, cls)
+    except Exception as exc:  # cattrs/int()/float() errors: the answer is not what we expect
+        raise ResponseError(
+            f"{path or cls.__name__}: the answer does not fit {cls.__name__}: "
+            f"{type(exc).__name__}: {exc}",
+            status_code=200,
+            path=path,
+        ) from None
+
+
+def to_body(request: object) -> dict[str, Any]:
+    """The JSON body of a request model: its fields by WeChat's names, None fields left out."""
+    body: dict[str, Any] = _requests.unstructure(request)
+    return body
+
+
+def structure_request(cls: type[T], value: object, name: str) -> T:
+    """``value`` as a ``cls``: an instance as is, a dict of WeChat's field names structured."""
+    if isinstance(value, cls):
+        return value
+    if not isinstance(value, Mapping):
+        raise ValidationError(
+            f"{name} must be a {cls.__name__} or a dict, not {type(value).__name__}"
+        )
+    try:
+        return _requests.structure(value, cls)
+    except ValidationError:
+        raise
+    except KeyError as exc:
+        raise ValidationError(f"{name} is missing the field {exc.args[0]!r}") from None
+    except cattrs.ForbiddenExtraKeysError as exc:
+        raise ValidationError(
+            f"{name} has unknown fields {sorted(exc.extra_fields)!r} (WeChat's names expected)"
+        ) from None
+    except (TypeError, ValueError) as exc:
+        raise ValidationError(f"{name}: {exc}") from None
+
+
+def structure_items(cls: type[T], value: object, name: str) -> tuple[T, ...]:
+    """A list of ``cls`` (instances or dicts) as a tuple of ``cls``."""
+    if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Iterable):
+        raise ValidationError(f"{name} must be a list, not {type(value).__name__}")
+    return tuple(
+        structure_request(cls, item, f"{name}[{index}]") for index, item in enumerate(value)
+    )
