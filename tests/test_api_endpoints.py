@@ -224,3 +224,13 @@ def test_retry_table_markdown() -> None:
     assert "| yes | 9300524 |" in cancel
     get_all = next(line for line in lines if line.startswith("| `get_all_delivery` |"))
     assert "GET `/cgi-bin/express/business/delivery/getall`" in get_all
+
+
+def test_import_does_not_load_cattrs() -> None:
+    """cattrs (about 10 ms to import) is loaded on the first call that converts a model."""
+    import subprocess
+    import sys
+
+    code = "import sys, wxlogistics; print('cattrs' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"

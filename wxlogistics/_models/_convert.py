@@ -10,13 +10,14 @@ left out. Nested request arguments given as dicts become models through :func:`n
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
-import cattrs
-from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
 from wxlogistics._exceptions import ResponseError, ValidationError
+
+if TYPE_CHECKING:
+    import cattrs
 
 __all__ = [
     "LOCAL",
@@ -31,54 +32,62 @@ T = TypeVar("T")
 LOCAL = {"local": True}
 """Field metadata: this attribute is computed by the client, never read from the wire."""
 
-_results = cattrs.Converter(detailed_validation=False)
-_requests = cattrs.Converter(detailed_validation=False, forbid_extra_keys=True)
+_converters: tuple[cattrs.Converter, cattrs.Converter] | None = None
 
-# Requests: primitives pass through as given; the models' validators check them and name the
-# field in their message (cattrs would silently turn "3" or 3.7 into 3).
-for _type in (int, float, str, bool):
-    _requests.register_structure_hook(_type, lambda value, _: value)
+
+def _build() -> tuple[cattrs.Converter, cattrs.Converter]:
+    """The result and request converters, built on first use (cattrs costs ~10 ms to import)."""
+    global _converters
+    if _converters is not None:
+        return _converters
+    import cattrs
+    from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
+
+    results = cattrs.Converter(detailed_validation=False)
+    requests = cattrs.Converter(detailed_validation=False, forbid_extra_keys=True)
+
+    # Requests: primitives pass through as given; the models' validators check them and name
+    # the field in their message (cattrs would silently turn "3" or 3.7 into 3).
+    for primitive in (int, float, str, bool):
+        requests.register_structure_hook(primitive, lambda value, _: value)
+
+    def result_hook(cls: type[Any]) -> Callable[[Any, Any], Any]:
+        fields = attrs.fields(cls)
+        local = {f.name: override(omit=True) for f in fields if f.metadata.get("local")}
+        wire = frozenset(f.name for f in fields if f.name not in local and f.name != "extra")
+        base = make_dict_structure_fn(cls, results, **local)  # type: ignore[arg-type]
+
+        def structure(value: Any, _: Any) -> Any:
+            if not isinstance(value, Mapping):
+                raise TypeError(f"{cls.__name__} expects a JSON object, not {type(value).__name__}")
+            known = {key: item for key, item in value.items() if key in wire}
+            known["extra"] = {key: item for key, item in value.items() if key not in wire}
+            return base(known, cls)
+
+        return structure
+
+    def body_hook(cls: type[Any]) -> Callable[[Any], dict[str, Any]]:
+        base = make_dict_unstructure_fn(cls, requests)
+
+        def unstructure(value: Any) -> dict[str, Any]:
+            return {key: item for key, item in base(value).items() if item is not None}
+
+        return unstructure
+
+    results.register_structure_hook_factory(_has_extra, result_hook)
+    requests.register_unstructure_hook_factory(attrs.has, body_hook)
+    _converters = (results, requests)
+    return _converters
 
 
 def _has_extra(cls: type) -> bool:
     return attrs.has(cls) and any(f.name == "extra" for f in attrs.fields(cls))
 
 
-def _result_hook(cls: type[Any]) -> Callable[[Any, Any], Any]:
-    fields = attrs.fields(cls)
-    local = {f.name: override(omit=True) for f in fields if f.metadata.get("local")}
-    wire = frozenset(f.name for f in fields if f.name not in local and f.name != "extra")
-    base = make_dict_structure_fn(cls, _results, **local)  # type: ignore[arg-type]
-
-    def structure(value: Any, _: Any) -> Any:
-        if not isinstance(value, Mapping):
-            raise TypeError(f"{cls.__name__} expects a JSON object, got {type(value).__name__}")
-        known = {key: item for key, item in value.items() if key in wire}
-        known["extra"] = {key: item for key, item in value.items() if key not in wire}
-        return base(known, cls)
-
-    return structure
-
-
-_results.register_structure_hook_factory(_has_extra, _result_hook)
-
-
-def _body_hook(cls: type[Any]) -> Callable[[Any], dict[str, Any]]:
-    base = make_dict_unstructure_fn(cls, _requests)
-
-    def unstructure(value: Any) -> dict[str, Any]:
-        return {key: item for key, item in base(value).items() if item is not None}
-
-    return unstructure
-
-
-_requests.register_unstructure_hook_factory(attrs.has, _body_hook)
-
-
 def structure_result(payload: Mapping[str, Any], cls: type[T], path: str = "") -> T:
     """Build result ``cls`` from WeChat's decoded JSON; a body that does not fit: ResponseError."""
     try:
-        return _results.structure(payload, cls)
+        return _build()[0].structure(payload, cls)
     except Exception as exc:  # cattrs/int()/float() errors: the answer is not what we expect
         raise ResponseError(
             f"{path or cls.__name__}: the answer does not fit {cls.__name__}: "
@@ -90,7 +99,7 @@ def structure_result(payload: Mapping[str, Any], cls: type[T], path: str = "") -
 
 def to_body(request: object) -> dict[str, Any]:
     """The JSON body of a request model: its fields by WeChat's names, None fields left out."""
-    body: dict[str, Any] = _requests.unstructure(request)
+    body: dict[str, Any] = _build()[1].unstructure(request)
     return body
 
 
@@ -102,8 +111,10 @@ def structure_request(cls: type[T], value: object, name: str) -> T:
         raise ValidationError(
             f"{name} must be a {cls.__name__} or a dict, not {type(value).__name__}"
         )
+    import cattrs
+
     try:
-        return _requests.structure(value, cls)
+        return _build()[1].structure(value, cls)
     except ValidationError:
         raise
     except KeyError as exc:
