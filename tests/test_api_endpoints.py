@@ -234,3 +234,27 @@ def test_import_does_not_load_cattrs() -> None:
     code = "import sys, wxlogistics; print('cattrs' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "False"
+
+
+async def test_bind_account_error_frames_hold_no_password_or_token() -> None:
+    router = make_router()
+    router.post(STABLE).mock(return_value=token_response())
+    router.post(BIND_ACCOUNT.path).respond(json={"errcode": 9300531, "errmsg": "wrong password"})
+    async with wired(router) as client:
+        with pytest.raises(Exception) as info:  # noqa: PT011 - the class is checked below
+            await client.bind_account(
+                type="bind", biz_id="b1", delivery_id="YUNDA", password="pw-SECRET-77"
+            )
+    from wxlogistics import AccountCredentialsError
+
+    assert type(info.value) is AccountCredentialsError
+    tb = info.value.__traceback__
+    assert tb is not None
+    tb = tb.tb_next  # skip this test's own frame
+    seen = []
+    while tb is not None:
+        seen.extend(repr(value) for value in tb.tb_frame.f_locals.values())
+        tb = tb.tb_next
+    assert len(seen) > 3
+    assert not any("pw-SECRET-77" in text for text in seen)
+    assert not any("ACCESS-TOKEN" in text for text in seen)

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import attrs
 
 from wxlogistics._exceptions import ClientClosedError, WxLogisticsError
-from wxlogistics._models._convert import structure_result
+from wxlogistics._models._convert import structure_result, to_body
 from wxlogistics._transport import ConfirmedPayload, encode_json
 
 if TYPE_CHECKING:
@@ -30,16 +29,16 @@ class Resource:
         if self._closed:
             raise ClientClosedError("this AsyncLogistics is closed; create a new one")
 
-    async def _request(
-        self, endpoint: ApiEndpoint, body: Mapping[str, Any] | None, result: type[R]
-    ) -> R:
-        """Send ``body`` (None: no body, for GET) to ``endpoint``; build ``result`` from the answer.
+    async def _request(self, endpoint: ApiEndpoint, request: object | None, result: type[R]) -> R:
+        """Send ``request`` (a request model; None: no body, for GET) to ``endpoint``.
 
-        The caller has validated the arguments already (ValidationError before any request).
+        Returns ``result`` built from the answer. The caller has validated the arguments
+        already (ValidationError before any request). No local of this frame holds the body
+        as a dict (bindAccount's password): the models' reprs leave it out.
         """
         self._check_open()
         outcome = await self._transport.attempts(
-            endpoint, None if body is None else encode_json(body)
+            endpoint, None if request is None else encode_json(to_body(request))
         )
         if isinstance(outcome, WxLogisticsError):
             raise outcome  # this frame holds no URL, token or raw payload

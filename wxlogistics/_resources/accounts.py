@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from wxlogistics._endpoints import BIND_ACCOUNT, GET_ALL_ACCOUNT
 from wxlogistics._models._common import ApiResult
-from wxlogistics._models._convert import to_body
 from wxlogistics._models.accounts import BindAccountRequest, GetAllAccountResult
 
 from ._base import Resource
@@ -45,7 +44,7 @@ class AccountsResource(Resource):
             remark_content=remark_content,
         )
         del password
-        return await self._request(BIND_ACCOUNT, to_body(request), ApiResult)
+        return await self._request(BIND_ACCOUNT, request, ApiResult)
 
     async def get_all_account(self) -> GetAllAccountResult:
         """Every bound account with its quota and services (getAllAccount; GET, retried).

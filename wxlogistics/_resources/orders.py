@@ -174,7 +174,7 @@ class OrdersResource(Resource):
             openid=openid,
             print_type=print_type,
         )
-        return await self._request(GET_ORDER, to_body(request), GetOrderResult)
+        return await self._request(GET_ORDER, request, GetOrderResult)
 
     async def batch_get_order(
         self, *, order_list: Iterable[OrderRef | _Nested]
@@ -191,7 +191,7 @@ class OrdersResource(Resource):
             TransportError, ResponseError: the network or the answer failed, after retries.
         """
         request = BatchGetOrderRequest(order_list=order_list)
-        return await self._request(BATCH_GET_ORDER, to_body(request), BatchGetOrderResult)
+        return await self._request(BATCH_GET_ORDER, request, BatchGetOrderResult)
 
     async def batch_get_orders(
         self, order_list: Iterable[OrderRef | _Nested], *, chunk_size: int = MAX_BATCH_ORDERS

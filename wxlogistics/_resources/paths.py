@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from wxlogistics._endpoints import GET_PATH
-from wxlogistics._models._convert import to_body
 from wxlogistics._models.paths import GetPathRequest, GetPathResult
 
 from ._base import Resource
@@ -29,4 +28,4 @@ class PathsResource(Resource):
         request = GetPathRequest(
             order_id=order_id, delivery_id=delivery_id, waybill_id=waybill_id, openid=openid
         )
-        return await self._request(GET_PATH, to_body(request), GetPathResult)
+        return await self._request(GET_PATH, request, GetPathResult)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from wxlogistics._endpoints import GET_PRINTER, UPDATE_PRINTER
 from wxlogistics._models._common import ApiResult
-from wxlogistics._models._convert import to_body
 from wxlogistics._models.printers import GetPrinterResult, UpdatePrinterRequest
 
 from ._base import Resource
@@ -39,4 +38,4 @@ class PrintersResource(Resource):
         request = UpdatePrinterRequest(
             openid=openid, update_type=update_type, tagid_list=tagid_list
         )
-        return await self._request(UPDATE_PRINTER, to_body(request), ApiResult)
+        return await self._request(UPDATE_PRINTER, request, ApiResult)

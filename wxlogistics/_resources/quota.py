@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from wxlogistics._endpoints import GET_QUOTA
-from wxlogistics._models._convert import to_body
 from wxlogistics._models.quota import GetQuotaRequest, GetQuotaResult
 
 from ._base import Resource
@@ -24,4 +23,4 @@ class QuotaResource(Resource):
             TransportError, ResponseError: the network or the answer failed, after retries.
         """
         request = GetQuotaRequest(delivery_id=delivery_id, biz_id=biz_id)
-        return await self._request(GET_QUOTA, to_body(request), GetQuotaResult)
+        return await self._request(GET_QUOTA, request, GetQuotaResult)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from wxlogistics._endpoints import TEST_UPDATE_ORDER
 from wxlogistics._models._common import ApiResult
-from wxlogistics._models._convert import to_body
 from wxlogistics._models.sandbox import SANDBOX_BIZ_ID, SANDBOX_DELIVERY_ID, TestUpdateOrderRequest
 
 from ._base import Resource
@@ -45,4 +44,4 @@ class SandboxResource(Resource):
             biz_id=biz_id,
             delivery_id=delivery_id,
         )
-        return await self._request(TEST_UPDATE_ORDER, to_body(request), ApiResult)
+        return await self._request(TEST_UPDATE_ORDER, request, ApiResult)
