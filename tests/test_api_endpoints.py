@@ -258,3 +258,21 @@ async def test_bind_account_error_frames_hold_no_password_or_token() -> None:
     assert len(seen) > 3
     assert not any("pw-SECRET-77" in text for text in seen)
     assert not any("ACCESS-TOKEN" in text for text in seen)
+
+
+async def test_nested_items_keep_unknown_fields() -> None:
+    row = ROWS["get_path"]
+    answer = {
+        **row.answer,
+        "path_item_list": [
+            {"action_time": 1533052800, "action_type": 100001, "action_msg": "揽件", "new": 1}
+        ],
+    }
+    router = make_router()
+    router.post(STABLE).mock(return_value=token_response())
+    router.post(row.path).respond(json=answer)
+    async with wired(router) as client:
+        result = await client.get_path(**row.kwargs)
+    item = result.path_item_list[0]
+    assert item.extra == {"new": 1}
+    assert item.action_type == 100001
