@@ -276,3 +276,15 @@ async def test_nested_items_keep_unknown_fields() -> None:
     item = result.path_item_list[0]
     assert item.extra == {"new": 1}
     assert item.action_type == 100001
+
+
+def test_result_scalars_keep_wire_types_and_read_numeric_strings() -> None:
+    from wxlogistics import GetQuotaResult
+    from wxlogistics._models._convert import structure_result
+
+    assert structure_result({"quota_num": 7}, GetQuotaResult).quota_num == 7
+    assert structure_result({"quota_num": "7"}, GetQuotaResult).quota_num == 7
+    assert structure_result({"quota_num": None}, GetQuotaResult).quota_num is None
+    assert structure_result({}, GetQuotaResult).quota_num is None
+    result = structure_result({"quota_num": 1, "extra_thing": [1]}, GetQuotaResult)
+    assert result.extra == {"extra_thing": [1]}
