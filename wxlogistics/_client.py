@@ -16,10 +16,18 @@ from ._constants import (
     DEFAULT_TIMEOUT,
     __version__,
 )
-from ._endpoints import CANCEL_ORDER
-from ._exceptions import ClientClosedError, ValidationError, WxLogisticsError
-from ._models import CancelOrderRequest, CancelOrderResult
+from ._exceptions import ClientClosedError, ValidationError
+from ._models import CancelOrderRequest
 from ._redact import install_httpx_log_filter
+from ._resources import (
+    AccountsResource,
+    DeliveriesResource,
+    OrdersResource,
+    PathsResource,
+    PrintersResource,
+    QuotaResource,
+    SandboxResource,
+)
 from ._retry import RetryPolicy
 from ._tokens import (
     DEFAULT_FETCH_TIMEOUT,
@@ -30,7 +38,7 @@ from ._tokens import (
     TokenCache,
     TokenSource,
 )
-from ._transport import Timeouts, Transport, encode_json
+from ._transport import Timeouts, Transport
 from ._validate import (
     check_base_url,
     check_max_connections,
@@ -47,8 +55,21 @@ if TYPE_CHECKING:
 __all__ = ["AsyncLogistics"]
 
 
-class AsyncLogistics:
+class AsyncLogistics(
+    OrdersResource,
+    PathsResource,
+    AccountsResource,
+    DeliveriesResource,
+    PrintersResource,
+    QuotaResource,
+    SandboxResource,
+):
     """An async client for WeChat's logistics API (物流助手).
+
+    Methods, 1:1 with WeChat's APIs: ``add_order``, ``get_order``, ``batch_get_order`` (and
+    ``batch_get_orders`` for any number), ``cancel_order`` (and ``cancel_orders`` for a
+    stream), ``get_path``, ``get_all_delivery``, ``get_quota``, ``get_printer``,
+    ``update_printer``, ``bind_account``, ``get_all_account``, ``test_update_order``.
 
     ::
 
@@ -318,37 +339,6 @@ class AsyncLogistics:
             raise ClientClosedError("this AsyncLogistics is closed; create a new one")
         return await self._tokens.get(self._transport)
 
-    async def cancel_order(
-        self,
-        *,
-        order_id: str,
-        delivery_id: str,
-        waybill_id: str,
-        openid: str | None = None,
-    ) -> CancelOrderResult:
-        """Cancel a waybill (cancelOrder).
-
-        Sends ``POST /cgi-bin/express/business/order/cancel`` with exactly these fields
-        (``openid`` left out when None). Safe to repeat, so timeouts, 5xx and -1 are retried.
-
-        Raises:
-            ValidationError: an id is missing, empty, blank or not a str (nothing is sent).
-            WaybillHasTracesError: 9300506, the parcel already moved.
-            AlreadyCancelledError: 9300524, already cancelled (also after a retried success).
-            WaybillNotFoundError, OrderNotFoundError, CarrierError, APIError: other refusals.
-            TransportError, ResponseError: the network or the answer failed, after retries.
-        """
-        request = CancelOrderRequest(
-            order_id=order_id, delivery_id=delivery_id, waybill_id=waybill_id, openid=openid
-        )
-        if self._closed:
-            raise ClientClosedError("this AsyncLogistics is closed; create a new one")
-        # Not via self.cancel() nor Transport.call(): two coroutines fewer on the hot path.
-        outcome = await self._transport.attempts(CANCEL_ORDER, encode_json(request.to_body()))
-        if isinstance(outcome, WxLogisticsError):
-            raise outcome  # this frame holds no URL, token or raw payload
-        return CancelOrderResult.from_api(outcome)
-
     def cancel_orders(
         self,
         requests: Iterable[CancelOrderRequest] | AsyncIterable[CancelOrderRequest],
@@ -370,10 +360,3 @@ class AsyncLogistics:
         See :class:`CancelBatch`.
         """
         return CancelBatch(self, requests, concurrency)
-
-    async def cancel(self, request: CancelOrderRequest) -> CancelOrderResult:
-        """Cancel the waybill described by an already-validated :class:`CancelOrderRequest`."""
-        if self._closed:
-            raise ClientClosedError("this AsyncLogistics is closed; create a new one")
-        payload = await self._transport.call(CANCEL_ORDER, encode_json(request.to_body()))
-        return CancelOrderResult.from_api(payload)

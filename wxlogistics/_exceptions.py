@@ -14,13 +14,30 @@ The tree::
         ├── CredentialsError       token endpoint refused the appid/secret (40013, 40125, 40164...)
         ├── PermissionDeniedError  48001, 48004, 61007: API not authorised for this account
         ├── RateLimitError         45009 (daily, never retried), 45011, 9300509, 9300537
-        ├── InvalidArgumentError   930561, 9300526: WeChat rejected an argument
+        ├── InvalidArgumentError   930561, 9300526 ...: WeChat rejected an argument
+        │   └── InvalidServiceError     9300504, 9300510: unknown service_type (addOrder)
         ├── DeliveryNotFoundError  9300503, 9300520: unknown delivery_id
         ├── OrderNotFoundError     930563: no such order
-        ├── WaybillNotFoundError   40199: no such waybill
+        ├── WaybillNotFoundError   40199, 9300528: no such waybill
         ├── WaybillHasTracesError  9300506: the parcel has moved, it can no longer be cancelled
         ├── AlreadyCancelledError  9300524: cancel refused, usually because it was already cancelled
-        └── CarrierError           9300501: the carrier refused; see ``delivery_resultcode``
+        ├── CarrierError           9300501, 9300502: the carrier refused (``delivery_resultcode``)
+        ├── QuotaError             9300513, 9300523: waybill quota used up (addOrder)
+        │                          9300527: the carrier has no quota to query (getQuota)
+        ├── OrderIdRepeatedError   9300508, 9300522: order_id already used (addOrder reconciles)
+        ├── WaybillPendingError    9300521: order known, waybill still being generated (addOrder)
+        ├── ShopBannedError        9300505: the shop may not ship (addOrder)
+        └── AccountError           bindAccount / addOrder account states:
+            ├── AccountNotBoundError        9300525: biz_id not bound (addOrder)
+            ├── AccountAlreadyBoundError    9300529: already bound (bindAccount)
+            ├── AccountNotFoundError        9300530: biz_id to unbind not found (bindAccount)
+            ├── AccountCredentialsError     9300531: biz_id invalid or wrong password
+            └── AccountUnderReviewError     9300532: binding submitted, under review
+    OutcomeUnknownError            addOrder: may have created a waybill, and getOrder found none
+
+Which errcode raises which class depends on the endpoint: every endpoint has its own table in
+:mod:`wxlogistics._endpoints` (the common codes plus its own), so 9300506 is a
+:class:`WaybillHasTracesError` only from cancelOrder and a plain :class:`APIError` elsewhere.
 
 Messages read like ``[40199] waybill id not exist (rid: 6a1b...)``. No exception carries the
 access token or the app secret: not in its message, its attributes, nor its chained cause.
@@ -30,27 +47,40 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Mapping
 from typing import Any
 
 __all__ = [
     "AccessTokenError",
     "APIError",
+    "AccountAlreadyBoundError",
+    "AccountCredentialsError",
+    "AccountError",
+    "AccountNotBoundError",
+    "AccountNotFoundError",
+    "AccountUnderReviewError",
     "AlreadyCancelledError",
     "CarrierError",
     "ClientClosedError",
     "CredentialsError",
     "DeliveryNotFoundError",
     "InvalidArgumentError",
+    "InvalidServiceError",
+    "OrderIdRepeatedError",
     "OrderNotFoundError",
+    "OutcomeUnknownError",
     "PermissionDeniedError",
+    "QuotaError",
     "RateLimitError",
     "RequestTimeoutError",
     "ResponseError",
+    "ShopBannedError",
     "SystemBusyError",
     "TransportError",
     "ValidationError",
     "WaybillHasTracesError",
     "WaybillNotFoundError",
+    "WaybillPendingError",
     "WxLogisticsError",
 ]
 
@@ -198,7 +228,14 @@ class RateLimitError(APIError):
 
 
 class InvalidArgumentError(APIError):
-    """930561 (args error) or 9300526 (field length): WeChat rejected an argument."""
+    """WeChat rejected an argument: 930561 (args error), 9300526 (field length) and others.
+
+    The codes per endpoint are in the errcode table (docs/errors.md).
+    """
+
+
+class InvalidServiceError(InvalidArgumentError):
+    """9300504 or 9300510 (addOrder): the ``service_type`` is unknown to the carrier."""
 
 
 class DeliveryNotFoundError(APIError):
@@ -210,7 +247,7 @@ class OrderNotFoundError(APIError):
 
 
 class WaybillNotFoundError(APIError):
-    """40199: WeChat knows no such waybill."""
+    """40199 (cancelOrder) or 9300528 (getOrder, getPath...): WeChat knows no such waybill."""
 
 
 class WaybillHasTracesError(APIError):
@@ -226,7 +263,7 @@ class AlreadyCancelledError(APIError):
 
 
 class CarrierError(APIError):
-    """9300501: the carrier refused the request.
+    """9300501 (carrier logic error) or 9300502 (carrier system error): the carrier refused.
 
     ``delivery_resultcode`` and ``delivery_resultmsg`` carry the carrier's own reason
     (e.g. 30002 already picked up, 30004 carrier does not support cancelling).
@@ -252,10 +289,79 @@ class CarrierError(APIError):
         return f"{base}; carrier said {carrier}"
 
 
+class QuotaError(APIError):
+    """The carrier's waybill quota (电子面单余额) is the problem.
+
+    9300513 / 9300523 from addOrder: used up, recharge with the carrier. 9300527 from getQuota:
+    this carrier does not report a quota.
+    """
+
+
+class OrderIdRepeatedError(APIError):
+    """9300508 or 9300522 (addOrder): this ``order_id`` was already used.
+
+    :meth:`AsyncLogistics.add_order` does not raise it: it looks the order up with getOrder and
+    returns that waybill (or raises :class:`OutcomeUnknownError`).
+    """
+
+
+class WaybillPendingError(APIError):
+    """9300521 (addOrder): the order id is known and its waybill is still being generated."""
+
+
+class ShopBannedError(APIError):
+    """9300505 (addOrder): the shop is banned from shipping."""
+
+
+class AccountError(APIError):
+    """A carrier account (biz_id) is in a state that refuses the request."""
+
+
+class AccountNotBoundError(AccountError):
+    """9300525 (addOrder): the ``biz_id`` is not bound to this mini program (bindAccount)."""
+
+
+class AccountAlreadyBoundError(AccountError):
+    """9300529 (bindAccount): the account is already bound."""
+
+
+class AccountNotFoundError(AccountError):
+    """9300530 (bindAccount): the ``biz_id`` to unbind is not bound."""
+
+
+class AccountCredentialsError(AccountError):
+    """9300531 (bindAccount): the ``biz_id`` is invalid or the password is wrong."""
+
+
+class AccountUnderReviewError(AccountError):
+    """9300532 (bindAccount): the binding was submitted and is under the carrier's review."""
+
+
+class OutcomeUnknownError(WxLogisticsError):
+    """addOrder may have created a waybill, but getOrder found none for the order id.
+
+    Raised after an ambiguous failure (timeout or dropped connection after sending, 5xx, -1)
+    or an answer saying the order id is already used or still being processed, when the
+    lookup found nothing or failed. The waybill may exist now or appear shortly: call
+    ``get_order`` (or ``add_order`` again with the **same** ``order_id``; never a new one)
+    later. ``order_id`` names the order; ``__cause__`` is the failure that made the outcome
+    unknown; ``lookup_error`` the lookup's own error, if it failed.
+    """
+
+    may_have_been_sent = True
+
+    def __init__(
+        self, message: str, *, order_id: str, lookup_error: WxLogisticsError | None = None
+    ) -> None:
+        super().__init__(message)
+        self.order_id = order_id
+        self.lookup_error = lookup_error
+
+
 TOKEN_ERRCODES = frozenset({40001, 40014, 42001})
 """Errcodes that mean the access token sent was refused (on business APIs)."""
 
-ERRCODE_CLASSES: dict[int, type[APIError]] = {
+COMMON_ERRCODES: dict[int, type[APIError]] = {
     -1: SystemBusyError,
     40001: AccessTokenError,
     40014: AccessTokenError,
@@ -267,22 +373,24 @@ ERRCODE_CLASSES: dict[int, type[APIError]] = {
     45011: RateLimitError,
     9300509: RateLimitError,
     9300537: RateLimitError,
-    930561: InvalidArgumentError,
-    9300526: InvalidArgumentError,
-    9300503: DeliveryNotFoundError,
-    9300520: DeliveryNotFoundError,
-    930563: OrderNotFoundError,
-    40199: WaybillNotFoundError,
-    9300506: WaybillHasTracesError,
-    9300524: AlreadyCancelledError,
-    9300501: CarrierError,
 }
-"""Business-API errcode -> exception class. Codes not listed raise plain :class:`APIError`."""
+"""The errcodes every business API may answer (token, permissions, rate limits, -1).
+
+Each endpoint's own table (:mod:`wxlogistics._endpoints`) starts from this one."""
 
 
-def api_error(errcode: int, errmsg: str, payload: dict[str, Any], path: str) -> APIError:
-    """Build the exception for a business API's errcode."""
-    cls = ERRCODE_CLASSES.get(errcode, APIError)
+def api_error(
+    errcode: int,
+    errmsg: str,
+    payload: dict[str, Any],
+    path: str,
+    table: Mapping[int, type[APIError]] = COMMON_ERRCODES,
+) -> APIError:
+    """Build the exception for a business API's errcode, from that endpoint's ``table``.
+
+    Codes not in the table raise plain :class:`APIError`.
+    """
+    cls = table.get(errcode, APIError)
     return cls(errcode, errmsg, payload=payload, path=path)
 
 

@@ -21,6 +21,7 @@ import anyio
 import attrs
 
 from ._exceptions import (
+    COMMON_ERRCODES,
     AccessTokenError,
     APIError,
     ClientClosedError,
@@ -75,6 +76,8 @@ class Endpoint:
     done_errcodes: frozenset[int] = frozenset()
     """Errcodes meaning "already done": after an attempt that may have been carried out,
     such an answer to a retry is the earlier attempt's success (cancel: 9300524)."""
+    errcodes: Mapping[int, type[APIError]] = attrs.field(default=COMMON_ERRCODES, eq=False)
+    """This endpoint's errcode -> exception class table (codes not in it raise APIError)."""
 
 
 # Built once: json.dumps/json.loads with keyword arguments build a new coder on every call.
@@ -248,6 +251,7 @@ class Transport:
             body,
             idempotent=endpoint.idempotent,
             done=endpoint.done_errcodes,
+            errcodes=endpoint.errcodes,
         )
 
     async def call_token_endpoint(
@@ -283,6 +287,7 @@ class Transport:
         idempotent: bool,
         query: str | None = None,
         done: frozenset[int] = frozenset(),
+        errcodes: Mapping[int, type[APIError]] = COMMON_ERRCODES,
     ) -> dict[str, Any] | WxLogisticsError:
         """The one request loop: attempts, retries, the token replay. Returns what to raise.
 
@@ -290,6 +295,7 @@ class Transport:
         endpoint call with that query (no token; errcodes mapped to credential errors).
         Errors are returned, not raised, so that the frame which raises them holds no URL or
         raw payload: error trackers that record local variables must not see a secret.
+        ``errcodes`` maps a business errcode to its exception class (the endpoint's table).
         """
         tokens = self.tokens if query is None else None
         retries = 0
@@ -377,7 +383,7 @@ class Transport:
                             _logger.debug("%s: earlier attempt confirmed by the retry", path)
                         return ConfirmedPayload(payload)
                     error = self._api_error(
-                        path, payload, errcode, token_endpoint=query is not None
+                        path, payload, errcode, token_endpoint=query is not None, table=errcodes
                     )
             del request, url
             if _logger.isEnabledFor(_DEBUG):
@@ -458,7 +464,13 @@ class Transport:
         )
 
     def _api_error(
-        self, path: str, payload: dict[str, Any], errcode: int | None, *, token_endpoint: bool
+        self,
+        path: str,
+        payload: dict[str, Any],
+        errcode: int | None,
+        *,
+        token_endpoint: bool,
+        table: Mapping[int, type[APIError]] = COMMON_ERRCODES,
     ) -> WxLogisticsError:
         if errcode is None:
             return ResponseError(
@@ -468,8 +480,10 @@ class Transport:
             )
         payload = _scrub(payload, self._secrets_of())
         errmsg = payload.get("errmsg")
-        factory = token_endpoint_error if token_endpoint else api_error
-        return factory(errcode, errmsg if isinstance(errmsg, str) else "", payload, path)
+        text = errmsg if isinstance(errmsg, str) else ""
+        if token_endpoint:
+            return token_endpoint_error(errcode, text, payload, path)
+        return api_error(errcode, text, payload, path, table)
 
     def _transport_error(self, exc: Exception, path: str) -> WxLogisticsError:
         """The error for an httpx failure, scrubbed, with a scrubbed copy as its cause."""

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 import attrs
 
-from ._exceptions import (
+from wxlogistics._exceptions import (
     AccessTokenError,
     AlreadyCancelledError,
     CredentialsError,
@@ -20,8 +20,8 @@ from ._exceptions import (
     WaybillNotFoundError,
     WxLogisticsError,
 )
-from ._transport import ConfirmedPayload
-from ._validate import check_id as check_id  # re-exported: callers import it from here
+from wxlogistics._transport import ConfirmedPayload
+from wxlogistics._validate import check_id as check_id  # re-exported: callers import it from here
 
 __all__ = ["CancelOrderRequest", "CancelOrderResult", "CancelOutcome", "CancelStatus"]
 
