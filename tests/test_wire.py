@@ -705,7 +705,8 @@ async def test_aclose_grace_ends_calls_still_in_flight_as_may_have_been_sent() -
     assert_nowhere(errors[0], "TOP-SECRET-TOKEN-123")
 
 
-def test_no_ssl_context_is_built_for_an_http_host() -> None:
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_no_ssl_context_is_built_for_an_http_host(backend: str) -> None:
     import subprocess
     import sys
 
@@ -725,8 +726,42 @@ async def main():
         tg.cancel_scope.cancel()
     print(shared_ssl_context.cache_info().currsize)
 
-anyio.run(main)
+anyio.run(main, backend=BACKEND)
 """
+    code = code.replace("BACKEND", repr(backend))
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "0"
+
+
+async def test_a_resend_after_a_dead_connection_counts_as_an_ambiguous_attempt() -> None:
+    """The first send was carried out but its connection died before any answer byte; the
+    wire's resend is answered 9300524: the cancel succeeded (confirmed_by_retry)."""
+    cancelled: set[str] = set()
+
+    async def carried_out_then_dropped(req: Req, stream: SocketStream) -> bool:
+        if "token" in req.path:
+            await stream.send(answer(body=default_answer(req)))
+            return True
+        order = req.json()["order_id"]
+        if order not in cancelled:
+            cancelled.add(order)
+            return False  # hang up without answering
+        await stream.send(answer(body={"errcode": 9300524, "errmsg": "already cancelled"}))
+        return True
+
+    async with (
+        wire_server(carried_out_then_dropped) as server,
+        client_for(server.url, retry_policy=wx.RetryPolicy(max_retries=0)) as client,
+    ):
+        result = await client.cancel_order(**IDS)
+    assert result.confirmed_by_retry is True
+    assert len(server.requests) == 2  # one attempt, resent once by the wire
+
+
+def test_a_request_refused_by_a_closed_client_is_not_final() -> None:
+    outcome = wx.CancelOutcome(
+        request=wx.CancelOrderRequest(**IDS), error=wx.ClientClosedError("closed")
+    )
+    assert outcome.status == "failed"
+    assert outcome.final is False

@@ -91,8 +91,9 @@ class WxLogisticsError(Exception):
     """Base class of every exception raised by wxlogistics.
 
     ``may_have_been_sent`` is True when some attempt of the failed call may have been carried
-    out by WeChat (a timeout or dropped connection after the request was written, a 5xx, a -1),
-    whatever the class of the error finally raised: check before assuming nothing happened.
+    out by WeChat (a timeout or dropped connection after the request was written, an HTTP
+    error status other than 429, an unreadable answer), whatever the class of the error
+    finally raised: check before assuming nothing happened.
     """
 
     may_have_been_sent: bool = False

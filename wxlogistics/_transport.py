@@ -136,7 +136,16 @@ class Transport:
     ) -> None:
         import httpx
 
-        from ._wire import ADMITTED, SAFE_TO_REPEAT, ResponseTooLargeError, ended, run_key
+        from ._wire import (
+            ADMITTED,
+            RESENT,
+            SAFE_TO_REPEAT,
+            ResponseTooLargeError,
+            ended,
+            run_key,
+        )
+
+        self._resent = RESENT
 
         self._httpx = httpx
         self._byte_stream = httpx.ByteStream
@@ -357,6 +366,8 @@ class Transport:
             else:
                 status = response.status_code
                 content = response.content
+                if response.extensions.get(self._resent):  # the first send may have been done
+                    ambiguous = True
                 payload = None
                 if status == 200:
                     try:

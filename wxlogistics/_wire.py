@@ -44,6 +44,7 @@ from ._exceptions import WxLogisticsError
 
 __all__ = [
     "ADMITTED",
+    "RESENT",
     "ended",
     "run_key",
     "skip_cookie_work_without_set_cookie",
@@ -60,6 +61,9 @@ MAX_HEADER_BYTES = 64 * 1024
 """The largest response header line accepted."""
 SAFE_TO_REPEAT = "wxlogistics.safe_to_repeat"
 """Request extension: True when the request may be sent twice (a stale connection is resent)."""
+RESENT = "wxlogistics.resent"
+"""Response extension: True when the request was sent twice (its first connection died before
+any byte of the answer arrived, after the request may have been written)."""
 ADMITTED = "wxlogistics.admitted"
 """Request extension: the caller's own bound on requests in flight (it queues callers)."""
 
@@ -280,6 +284,8 @@ class WireTransport(httpx.AsyncBaseTransport):
         body: bytes,
         content_encoding: str | None,
         reason: str | None = None,
+        *,
+        resent: bool = False,
     ) -> httpx.Response:
         """The httpx response for a read answer: body decoded (gzip, deflate) within the bound."""
         limit = self.max_response_bytes
@@ -300,6 +306,8 @@ class WireTransport(httpx.AsyncBaseTransport):
             extensions = {"http_version": b"HTTP/1.1", "reason_phrase": phrase.encode("latin-1")}
             if len(self._extensions) < 64:
                 self._extensions[(status, reason)] = extensions
+        if resent:
+            extensions = {**extensions, RESENT: True}
         return _read_response(status, raw_headers, body, extensions)
 
 
@@ -361,6 +369,12 @@ def _inflate(body: bytes, wbits: int, limit: int) -> bytes:
         if wbits == zlib.MAX_WBITS:  # "deflate" is sometimes sent without its zlib header
             return _inflate(body, -zlib.MAX_WBITS, limit)
         raise httpx.DecodingError(f"the answer's body could not be decoded: {exc}") from None
+
+
+@functools.cache
+def _plain_ssl_context() -> ssl.SSLContext:
+    """A context that loads no CA file (cheap), for pools that only ever see http:// hosts."""
+    return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
 
 
 @functools.cache
@@ -527,6 +541,7 @@ class _AiohttpRun(_Run):
                             content,
                             response.headers.get("Content-Encoding"),
                             response.reason,
+                            resent=not resend and bool(extensions.get(SAFE_TO_REPEAT)),
                         )
                 except httpx.HTTPError:
                     raise
@@ -613,23 +628,27 @@ class _TrioRun(_Run):
         size = -(-total // count)
         self._count = count
         self._size = size
-        self._pools: dict[str | None, list[httpx.AsyncHTTPTransport | None]] = {}
-        # A stack of free slots, each naming its pool; the top is handed out first.
-        self._free: dict[str | None, list[int]] = {}
+        # Per (proxy, https): the pools and a stack of free slots, each naming its pool.
+        self._pools: dict[tuple[str | None, bool], list[httpx.AsyncHTTPTransport | None]] = {}
+        self._free: dict[tuple[str | None, bool], list[int]] = {}
 
     def _pool_set(
-        self, proxy: str | None
+        self, key: tuple[str | None, bool]
     ) -> tuple[list[httpx.AsyncHTTPTransport | None], list[int]]:
-        pools = self._pools.get(proxy)
+        pools = self._pools.get(key)
         if pools is None:
             # Pools are made when first handed out: max_connections=10,000 costs nothing upfront.
-            pools = self._pools[proxy] = [None] * self._count
+            pools = self._pools[key] = [None] * self._count
             # Pool 0's slots on top, so that light traffic stays on pool 0.
-            self._free[proxy] = [j for j in reversed(range(self._count)) for _ in range(self._size)]
-        return pools, self._free[proxy]
+            self._free[key] = [j for j in reversed(range(self._count)) for _ in range(self._size)]
+        return pools, self._free[key]
 
     def _make_pool(
-        self, pools: list[httpx.AsyncHTTPTransport | None], index: int, proxy: str | None
+        self,
+        pools: list[httpx.AsyncHTTPTransport | None],
+        index: int,
+        proxy: str | None,
+        https: bool,
     ) -> httpx.AsyncHTTPTransport:
         limits = httpx.Limits(
             max_connections=self._size,
@@ -637,7 +656,10 @@ class _TrioRun(_Run):
             keepalive_expiry=self._owner._keepalive_expiry,
         )
         pool = pools[index] = httpx.AsyncHTTPTransport(
-            verify=self._owner._ssl_context(), limits=limits, proxy=proxy, trust_env=False
+            verify=self._owner._ssl_context() if https else _plain_ssl_context(),
+            limits=limits,
+            proxy=proxy,
+            trust_env=False,
         )
         return pool
 
@@ -650,9 +672,10 @@ class _TrioRun(_Run):
         async with contextlib.nullcontext() if admitted else self._slots:
             if owner._closed:
                 raise _ClosedTransportError("the transport was closed before sending")
-            pools, free = self._pool_set(proxy)
+            https = request.url.scheme == "https"
+            pools, free = self._pool_set((proxy, https))
             index = free.pop() if free else 0
-            pool = pools[index] or self._make_pool(pools, index, proxy)
+            pool = pools[index] or self._make_pool(pools, index, proxy, https)
             try:
                 with anyio.fail_after(deadline):
                     while True:
@@ -680,6 +703,7 @@ class _TrioRun(_Run):
                             response.headers.raw,
                             body,
                             response.headers.get("content-encoding"),
+                            resent=not resend and bool(request.extensions.get(SAFE_TO_REPEAT)),
                         )
             except TimeoutError:
                 raise httpx.ReadTimeout("the attempt's deadline passed") from None

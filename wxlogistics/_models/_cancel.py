@@ -9,6 +9,7 @@ import attrs
 from wxlogistics._exceptions import (
     AccessTokenError,
     AlreadyCancelledError,
+    ClientClosedError,
     CredentialsError,
     OrderNotFoundError,
     PermissionDeniedError,
@@ -163,9 +164,10 @@ class CancelOutcome:
     def final(self) -> bool:
         """False when asking again later could end differently.
 
-        That is: the network, a busy or rate-limited WeChat, a refused token, or the
-        configuration (appid/secret refused, API not allowed for the account), which once
-        fixed lets the same request succeed. True for every result.
+        That is: the network, a busy or rate-limited WeChat, a refused token, a client closed
+        before the request was sent, or the configuration (appid/secret refused, API not
+        allowed for the account), which once fixed lets the same request succeed. True for
+        every result.
         """
         error = self.error
         if self.result is not None or error is None or self.status != "failed":
@@ -180,5 +182,6 @@ class CancelOutcome:
                 AccessTokenError,
                 CredentialsError,
                 PermissionDeniedError,
+                ClientClosedError,  # never reached WeChat: an open client can still do it
             ),
         )
