@@ -189,6 +189,18 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=7)
     demo.add_argument("--backend", choices=("asyncio", "trio"), default="asyncio")
 
+    path = sub.add_parser("path", parents=[creds], help="print a waybill's track as a table")
+    path.add_argument("--order-id", required=True)
+    path.add_argument("--delivery-id", required=True)
+    path.add_argument("--waybill-id", required=True)
+    path.add_argument("--openid")
+    path.add_argument("--json", action="store_true", help="print WeChat's fields as JSON")
+
+    deliveries = sub.add_parser(
+        "deliveries", parents=[creds], help="list the carriers and their service types"
+    )
+    deliveries.add_argument("--json", action="store_true", help="print WeChat's fields as JSON")
+
     token = sub.add_parser(
         "token", parents=[creds], help="fetch a token; print its length and lifetime"
     )
@@ -211,6 +223,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "sandbox": _sandbox,
         "demo": _demo,
         "token": _token,
+        "path": _path,
+        "deliveries": _deliveries,
     }[args.command]
     try:
         code: int = anyio.run(handler, args, backend=args.backend)
@@ -254,6 +268,96 @@ async def _cancel(args: argparse.Namespace) -> int:
     )
     message = result.errmsg or "ok"
     print(f"cancelled: order {request.order_id}, waybill {request.waybill_id} ({message}{carrier})")
+    return EXIT_OK
+
+
+# -- path and deliveries ------------------------------------------------------------------------
+
+
+def _table(rows: Sequence[tuple[str, ...]], out: TextIO) -> None:
+    """Print rows as aligned columns (the first row is the header)."""
+    widths = [max(_width(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for number, row in enumerate(rows):
+        cells = [
+            cell + " " * (width - _width(cell)) for cell, width in zip(row, widths, strict=True)
+        ]
+        print("  ".join(cells).rstrip(), file=out)
+        if number == 0:
+            print("  ".join("-" * width for width in widths), file=out)
+
+
+def _width(text: str) -> int:
+    """Columns a string takes in a terminal (CJK characters take two)."""
+    import unicodedata
+
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+async def _path(args: argparse.Namespace) -> int:
+    try:
+        async with _client(args) as client:
+            result = await client.get_path(
+                order_id=args.order_id,
+                delivery_id=args.delivery_id,
+                waybill_id=args.waybill_id,
+                openid=args.openid,
+            )
+    except WxLogisticsError as error:
+        return _report(error)
+    if args.json:
+        items = [
+            {"action_time": i.action_time, "action_type": i.action_type, "action_msg": i.action_msg}
+            for i in result.path_item_list
+        ]
+        print(
+            json.dumps(
+                {"waybill_id": result.waybill_id, "path_item_list": items}, ensure_ascii=False
+            )
+        )
+        return EXIT_OK
+    print(f"waybill {args.waybill_id} ({args.delivery_id}): {len(result.path_item_list)} events")
+    if result.path_item_list:
+        rows = [("time (UTC)", "type", "event")]
+        for item in result.path_item_list:
+            when = item.action_datetime
+            rows.append(
+                (
+                    when.strftime("%Y-%m-%d %H:%M:%S") if when else "-",
+                    str(item.action_type if item.action_type is not None else "-"),
+                    item.action_msg or "",
+                )
+            )
+        _table(rows, sys.stdout)
+    return EXIT_OK
+
+
+async def _deliveries(args: argparse.Namespace) -> int:
+    try:
+        async with _client(args) as client:
+            result = await client.get_all_delivery()
+    except WxLogisticsError as error:
+        return _report(error)
+    if args.json:
+        data = [
+            {
+                "delivery_id": d.delivery_id,
+                "delivery_name": d.delivery_name,
+                "service_type": [
+                    {"service_type": s.service_type, "service_name": s.service_name}
+                    for s in d.service_type
+                ],
+            }
+            for d in result.data
+        ]
+        print(json.dumps({"data": data}, ensure_ascii=False))
+        return EXIT_OK
+    rows = [("delivery_id", "name", "service types")]
+    for delivery in result.data:
+        services = ", ".join(
+            f"{s.service_type} {s.service_name or ''}".strip() for s in delivery.service_type
+        )
+        rows.append((delivery.delivery_id or "-", delivery.delivery_name or "", services))
+    _table(rows, sys.stdout)
     return EXIT_OK
 
 
