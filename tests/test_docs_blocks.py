@@ -201,7 +201,8 @@ def early_exit_output(printed: str) -> None:
 
 
 EXPECTED_OUTPUT: dict[tuple[str, str], list[str] | Callable[[str], None]] = {
-    ("README.md", "async def main"): ["cancelled: ok 0"],
+    ("README.md", "except AlreadyCancelledError"): ["cancelled: ok 0"],
+    ("README.md", "SENDER = Address("): lambda out: _every_endpoint(out),
     ("README.md", "async def cancel_file"): [
         "o1 cancelled",
         "o2 invalid: waybill_id must not be empty or blank",
@@ -230,6 +231,20 @@ EXPECTED_OUTPUT: dict[tuple[str, str], list[str] | Callable[[str], None]] = {
     ],
 }
 """(page, text of the block) -> the lines it prints (in any order), or a check of them."""
+
+
+def _every_endpoint(out: str) -> None:
+    """What README's "Every endpoint" prints (the waybill id is the sandbox's own)."""
+    lines = out.splitlines()
+    assert re.fullmatch(r"waybill TEST\d+ print data: True", lines[0]), lines[0]
+    assert lines[1:] == [
+        "track: [(100001, '揽件成功')]",
+        "batch: [True]",
+        "carriers: True",
+        "quota left: True",
+        "printers: ('oPrinter1',)",
+        "accounts: ['readme-biz']",
+    ]
 
 
 def matching(table: dict[tuple[str, str], Any], block: Block) -> Any:
