@@ -193,20 +193,22 @@ ADD_ORDER = ApiEndpoint(
 """addOrder: creating twice could make two waybills, so never resent once it may have left."""
 
 _READ = "A read: timeouts, dropped connections, 5xx and -1 are retried."
+_ORDER_LOOKUP = _table(
+    {
+        9300503: DeliveryNotFoundError,
+        9300520: DeliveryNotFoundError,
+        9300528: WaybillNotFoundError,
+        930563: OrderNotFoundError,
+        930561: InvalidArgumentError,
+    }
+)
+"""The errcodes of the reads that look an order up (getOrder, batchGetOrder, getPath)."""
 
 GET_ORDER = ApiEndpoint(
     "POST",
     f"{_BASE}/order/get",
     idempotent=True,
-    errcodes=_table(
-        {
-            9300503: DeliveryNotFoundError,
-            9300520: DeliveryNotFoundError,
-            9300528: WaybillNotFoundError,
-            930563: OrderNotFoundError,
-            930561: InvalidArgumentError,
-        }
-    ),
+    errcodes=_ORDER_LOOKUP,
     name="getOrder",
     method_name="get_order",
     policy=_READ,
@@ -217,15 +219,7 @@ BATCH_GET_ORDER = ApiEndpoint(
     "POST",
     f"{_BASE}/order/batchget",
     idempotent=True,
-    errcodes=_table(
-        {
-            9300503: DeliveryNotFoundError,
-            9300520: DeliveryNotFoundError,
-            9300528: WaybillNotFoundError,
-            930563: OrderNotFoundError,
-            930561: InvalidArgumentError,
-        }
-    ),
+    errcodes=_ORDER_LOOKUP,
     name="batchGetOrder",
     method_name="batch_get_order",
     policy=_READ + " Per-item errcodes come back on the items, never raised.",
@@ -236,15 +230,7 @@ GET_PATH = ApiEndpoint(
     "POST",
     f"{_BASE}/path/get",
     idempotent=True,
-    errcodes=_table(
-        {
-            9300503: DeliveryNotFoundError,
-            9300520: DeliveryNotFoundError,
-            9300528: WaybillNotFoundError,
-            930563: OrderNotFoundError,
-            930561: InvalidArgumentError,
-        }
-    ),
+    errcodes=_ORDER_LOOKUP,
     name="getPath",
     method_name="get_path",
     policy=_READ,
