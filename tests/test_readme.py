@@ -45,7 +45,7 @@ def test_quickstart_runs(
     with respx.mock(base_url=BASE, assert_all_called=True) as router:
         token_route = router.post(STABLE).mock(return_value=token_response())
         route = router.post(CANCEL).respond(json=OK)
-        exec(block_containing("async def main"), {"__name__": "readme"})
+        exec(block_containing("except AlreadyCancelledError"), {"__name__": "readme"})
     assert body_of(token_route.calls.last.request) == {
         "grant_type": "client_credential",
         "appid": "wxenvappid",

@@ -765,3 +765,89 @@ def test_a_request_refused_by_a_closed_client_is_not_final() -> None:
     )
     assert outcome.status == "failed"
     assert outcome.final is False
+
+
+async def test_a_failed_resend_keeps_the_first_sends_ambiguity() -> None:
+    """The first send was read by the server, its connection died before any answer byte and
+    the host then refused connections: the error says the call may have been carried out."""
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+    port = listener.extra(anyio.abc.SocketAttribute.local_port)
+    seen: list[bytes] = []
+
+    async def first_and_down() -> None:
+        stream = await listener.listeners[0].accept()
+        async with stream:
+            seen.append(await stream.receive())
+        await listener.aclose()  # the host goes down: the resend's connect is refused
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(first_and_down)
+        async with client_for(
+            f"http://127.0.0.1:{port}", retry_policy=wx.RetryPolicy(max_retries=0)
+        ) as client:
+            with pytest.raises(wx.TransportError) as info:
+                await client.cancel_order(**IDS)
+    assert len(seen) == 1
+    assert info.value.may_have_been_sent is True
+
+
+async def test_a_non_ascii_reason_phrase_is_fine() -> None:
+    async def chinese(req: Req, stream: SocketStream) -> bool:
+        data = answer(body=default_answer(req)).replace(b" 200 X", " 200 成功".encode())
+        await stream.send(data)
+        return True
+
+    async with wire_server(chinese) as server, client_for(server.url) as client:
+        assert (await client.cancel_order(**IDS)).errcode == 0
+    assert len(server.requests) == 1
+
+
+async def test_a_failed_token_fetch_says_the_call_was_not_sent() -> None:
+    import respx
+
+    async with wx.AsyncLogistics(
+        "wxappid", "secret", base_url="https://wechat.invalid", retry_policy=FAST
+    ) as client:
+        with respx.mock(base_url="https://wechat.invalid", assert_all_called=False) as router:
+            router.post(STABLE).respond(502)
+            cancel = router.post(CANCEL).respond(json=OK)
+            with pytest.raises(wx.ResponseError) as info:
+                await client.cancel_order(**IDS)
+    assert info.value.status_code == 502
+    assert info.value.may_have_been_sent is False  # the cancel itself never left
+    assert cancel.call_count == 0
+
+
+def test_two_loops_starting_at_the_same_moment_get_a_clear_error() -> None:
+    import asyncio
+    import threading
+
+    barrier = threading.Barrier(2)
+    results: list[object] = []
+
+    async def serve_and_race() -> None:
+        async with wire_server() as server:
+            client = client_for(server.url)
+
+            def in_a_thread() -> None:
+                async def first_call() -> object:
+                    barrier.wait(5)
+                    try:
+                        return await client.cancel_order(**IDS)
+                    except wx.WxLogisticsError as exc:
+                        return exc
+
+                results.append(asyncio.run(first_call()))
+
+            threads = [threading.Thread(target=in_a_thread) for _ in range(2)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                await anyio.to_thread.run_sync(thread.join, 10)
+            assert not any(thread.is_alive() for thread in threads)  # nobody hangs
+
+    anyio.run(serve_and_race)
+    errors = [r for r in results if isinstance(r, wx.WxLogisticsError)]
+    assert len(results) == 2
+    assert errors, results  # at least one of the two was refused, clearly
+    assert all("one AsyncLogistics per event loop" in str(e) for e in errors)

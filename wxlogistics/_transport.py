@@ -12,6 +12,7 @@ from __future__ import annotations
 import email.utils
 import json
 import logging
+import threading
 import time
 from collections.abc import Coroutine, Mapping
 from typing import TYPE_CHECKING, Any
@@ -157,6 +158,7 @@ class Transport:
         # The bound on requests in flight, one per event loop (anyio's are bound to one).
         self._slots: Any = None
         self._slots_key: object = None
+        self._slots_lock = threading.Lock()
         # Failures after which the request certainly never reached the server.
         self._never_sent: tuple[type[Exception], ...] = (
             httpx.ConnectError,
@@ -314,9 +316,20 @@ class Transport:
         while True:
             if self._closed:
                 return _closed_error(ambiguous)
+            slots = self._slots
+            if slots is None or self._slots_key is not self._run_key():
+                # Before the token cache: a second event loop must not wait on the first's.
+                slots = self._new_slots()
+                if isinstance(slots, WxLogisticsError):
+                    return slots
             token = None
             if tokens is not None:
-                token = tokens.fresh() or await tokens.get(self)
+                token = tokens.fresh()
+                if token is None:
+                    try:
+                        token = await tokens.get(self)
+                    except WxLogisticsError as exc:
+                        return self._token_failure(exc, ambiguous)
                 if self._closed:
                     return _closed_error(ambiguous)
             started = time.perf_counter()
@@ -333,11 +346,6 @@ class Transport:
             if cookies.jar:  # httpx adds them in build_request, which we skip
                 cookies.set_cookie_header(request)
             error: WxLogisticsError
-            slots = self._slots
-            if slots is None or self._slots_key is not self._run_key():
-                slots = self._new_slots()
-                if isinstance(slots, WxLogisticsError):
-                    return slots
             try:
                 try:
                     slots.acquire_nowait()  # no coroutine on the fast path
@@ -420,15 +428,38 @@ class Transport:
             await anyio.sleep(delay)
 
     def _new_slots(self) -> Any:
-        """The concurrency bound for the running event loop (made on its first call there)."""
-        key = self._run_key()
-        if self._slots is not None and not self._ended(self._slots_key):
-            from ._wire import in_use_elsewhere
+        """The concurrency bound for the running event loop (made on its first call there).
 
-            return in_use_elsewhere()
-        self._slots = anyio.Semaphore(self._max_concurrency, fast_acquire=True)
-        self._slots_key = key
-        return self._slots
+        Under a thread lock: two event loops in two threads may both get here at once.
+        """
+        key = self._run_key()
+        with self._slots_lock:
+            if self._slots_key is key and self._slots is not None:
+                return self._slots
+            if self._slots is not None and not self._ended(self._slots_key):
+                from ._wire import in_use_elsewhere
+
+                return in_use_elsewhere()
+            self._slots = anyio.Semaphore(self._max_concurrency, fast_acquire=True)
+            self._slots_key = key
+            return self._slots
+
+    def _token_failure(self, exc: WxLogisticsError, ambiguous: bool) -> WxLogisticsError:
+        """The error for a call whose token could not be had: nothing of this call was sent.
+
+        The token cache hands one error to every caller that waited for the fetch, and that
+        error speaks of the token request; each call gets its own copy that speaks of itself.
+        """
+        if self._closed:
+            return _closed_error(ambiguous)
+        error = type(exc).__new__(type(exc))  # a copy without __init__ (whose keywords vary)
+        error.args = exc.args
+        error.__dict__.update(vars(exc))
+        error.__cause__ = exc.__cause__
+        error.__suppress_context__ = True
+        error.__traceback__ = None
+        error.may_have_been_sent = ambiguous
+        return error
 
     def _finished(self) -> None:
         self._inflight -= 1

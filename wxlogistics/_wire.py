@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio  # noqa: TID251 - the aiohttp wire is asyncio's by nature; trio uses anyio
 import contextlib
 import functools
+import logging
 import ssl
 import sys
 import threading
@@ -67,6 +68,7 @@ any byte of the answer arrived, after the request may have been written)."""
 ADMITTED = "wxlogistics.admitted"
 """Request extension: the caller's own bound on requests in flight (it queues callers)."""
 
+_logger = logging.getLogger("wxlogistics")
 _SHARD_SIZE = 8
 _ENCODINGS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
 
@@ -130,8 +132,18 @@ def _env_proxies() -> dict[str, str]:
     result = {}
     for scheme in ("http", "https"):
         url = proxies.get(scheme) or proxies.get("all")
-        if url:
-            result[scheme] = url if "://" in url else "http://" + url
+        if not url:
+            continue
+        url = url if "://" in url else "http://" + url
+        if not url.lower().startswith(("http://", "https://")):
+            # A SOCKS proxy needs a library we do not ship: say so once, connect directly.
+            _logger.warning(
+                "ignoring the %s proxy from the environment: only http(s) proxies are "
+                "supported (pass WireTransport(proxy=...) or unset it)",
+                url.split("://", 1)[0],
+            )
+            continue
+        result[scheme] = url
     return result
 
 
@@ -174,7 +186,6 @@ class WireTransport(httpx.AsyncBaseTransport):
         self._keepalive_expiry = keepalive_expiry
         self._runs: dict[object, _Run] = {}
         self._lock = threading.Lock()
-        self._fallback: httpx.AsyncHTTPTransport | None = None
         self._extensions: dict[tuple[int, str | None], dict[str, Any]] = {}
         self._closed = False
 
@@ -205,7 +216,7 @@ class WireTransport(httpx.AsyncBaseTransport):
         if run is None:
             run = await self._start_run(loop)
         if _mocked():
-            return await self._send_mocked(request)
+            return await self._send_mocked(request, run)
         return await run.send(request)
 
     async def aclose(self) -> None:
@@ -216,8 +227,6 @@ class WireTransport(httpx.AsyncBaseTransport):
         run = self._runs.get(key)
         if run is not None:
             await run.lifetime.aclose()  # its finally block closes the wire
-        if self._fallback is not None:
-            await self._fallback.aclose()
 
     # -- per event loop ------------------------------------------------------------------------
 
@@ -248,12 +257,17 @@ class WireTransport(httpx.AsyncBaseTransport):
                     del self._runs[key]
             with anyio.CancelScope(shield=True):
                 await run.aclose()
+                if run.fallback is not None:
+                    await run.fallback.aclose()
 
-    async def _send_mocked(self, request: httpx.Request) -> httpx.Response:
-        """Route through httpx's own transport, so that respx or pytest-httpx sees the request."""
-        if self._fallback is None:
-            self._fallback = httpx.AsyncHTTPTransport(verify=self._ssl_context(), trust_env=False)
-        return await self._fallback.handle_async_request(request)
+    async def _send_mocked(self, request: httpx.Request, run: _Run) -> httpx.Response:
+        """Route through httpx's own transport, so that respx or pytest-httpx sees the request.
+
+        One per event loop, like the wire (a request respx passes through really connects).
+        """
+        if run.fallback is None:
+            run.fallback = httpx.AsyncHTTPTransport(verify=self._ssl_context(), trust_env=False)
+        return await run.fallback.handle_async_request(request)
 
     # -- shared by the wires -------------------------------------------------------------------
 
@@ -303,7 +317,10 @@ class WireTransport(httpx.AsyncBaseTransport):
         if extensions is None:
             # httpx logs each response's reason phrase; without one it looks it up in an enum.
             phrase = reason if reason is not None else _reason_phrase(status)
-            extensions = {"http_version": b"HTTP/1.1", "reason_phrase": phrase.encode("latin-1")}
+            extensions = {
+                "http_version": b"HTTP/1.1",
+                "reason_phrase": phrase.encode("latin-1", "replace"),  # 200 成功 happens
+            }
             if len(self._extensions) < 64:
                 self._extensions[(status, reason)] = extensions
         if resent:
@@ -422,6 +439,7 @@ class _Run:
     """The wire of one event loop: its connections and its concurrency bound."""
 
     lifetime: AsyncGenerator[None, None]
+    fallback: httpx.AsyncHTTPTransport | None = None
 
     async def send(self, request: httpx.Request) -> httpx.Response:
         raise NotImplementedError
@@ -512,6 +530,7 @@ class _AiohttpRun(_Run):
         ssl_context: Any = owner._ssl_context() if url.scheme == "https" else False
         proxy = owner.proxy_for(url) if owner._proxies else None
         resend = extensions.get(SAFE_TO_REPEAT, False)
+        first_failure: httpx.HTTPError | None = None
         # A caller that already bounds its requests to our size needs no second queue.
         slots = None if extensions.get(ADMITTED, 1 << 30) <= owner.max_connections else self._slots
         if slots is not None:
@@ -547,8 +566,13 @@ class _AiohttpRun(_Run):
                     raise
                 except Exception as exc:
                     error = self._failure(exc, answered=False)
+                    if first_failure is not None:
+                        # The resend failed too: the first send may have been carried out,
+                        # and its failure says so (a connect error now would say "not sent").
+                        raise first_failure from None
                     if resend and isinstance(error, _STALE) and not owner._closed:
                         resend = False
+                        first_failure = error
                         continue
                     raise error from exc
         finally:
@@ -667,6 +691,7 @@ class _TrioRun(_Run):
         owner = self._owner
         deadline = _timeouts(request)[1]
         resend = request.extensions.get(SAFE_TO_REPEAT, False)
+        first_failure: httpx.HTTPError | None = None
         proxy = owner.proxy_for(request.url) if owner._proxies else None
         admitted = request.extensions.get(ADMITTED, 1 << 30) <= owner.max_connections
         async with contextlib.nullcontext() if admitted else self._slots:
@@ -681,11 +706,16 @@ class _TrioRun(_Run):
                     while True:
                         try:
                             response = await pool.handle_async_request(request)
-                        except _STALE:
+                        except _STALE as exc:
                             if not resend or owner._closed:
                                 raise
                             resend = False
+                            first_failure = exc
                             continue
+                        except httpx.HTTPError:
+                            if first_failure is not None:
+                                raise first_failure from None  # as on the aiohttp wire
+                            raise
                         stream = response.stream
                         assert isinstance(stream, httpx.AsyncByteStream)
                         try:
