@@ -46,6 +46,8 @@ from pathlib import Path
 from typing import Any
 
 SERVICES = ["wxlogistics", "aiohttp"]
+BASELINE = "none"
+"""``--baseline``: the same app whose handler calls nothing (uvicorn and FastAPI alone)."""
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 DISTURBED_PCT = 10
 """A run during which other processes used more than this % of a core is flagged."""
@@ -137,6 +139,28 @@ def aiohttp_app(url: str) -> Any:
     return app
 
 
+def baseline_app(url: str) -> Any:
+    """``--baseline``: the same route answering at once, to show what uvicorn + FastAPI cost."""
+    from fastapi import FastAPI, Request
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> Any:
+        yield
+        print("lifespan closed", flush=True)
+
+    app = FastAPI(lifespan=lifespan)
+
+    @app.get("/healthz")
+    async def healthz() -> Any:
+        return {"ok": True}
+
+    @app.post("/cancel/{order_id}")
+    async def cancel(order_id: str, request: Request) -> Any:
+        return {"order_id": order_id, "errcode": 0}
+
+    return app
+
+
 def http_impl(requested: str) -> str:
     """uvicorn's HTTP/1.1 parser: httptools when importable (``auto``), else h11."""
     if requested != "auto":
@@ -148,8 +172,12 @@ def serve_main(args: argparse.Namespace) -> None:
     """Entry point of a service process: bind a loopback port, print it, serve until SIGTERM."""
     import uvicorn
 
-    app = {"wxlogistics": wxlogistics_app, "aiohttp": aiohttp_app}[args.serve](args.url)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    factories = {"wxlogistics": wxlogistics_app, "aiohttp": aiohttp_app, BASELINE: baseline_app}
+    app = factories[args.serve](args.url)
+    # proto=IPPROTO_TCP, as the sockets uvicorn binds itself have: asyncio sets TCP_NODELAY
+    # only on sockets that say so. With proto 0 every answer waited ~40 ms for a delayed ACK
+    # (Nagle) and the figures measured that, not the service.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     config = uvicorn.Config(
@@ -473,7 +501,7 @@ def versions() -> dict[str, str]:
 def main() -> None:
     """Run the interleaved rounds, print the markdown table, write JSON and markdown."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--serve", choices=SERVICES, help=argparse.SUPPRESS)
+    parser.add_argument("--serve", choices=[*SERVICES, BASELINE], help=argparse.SUPPRESS)
     parser.add_argument("--loadgen-worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     parser.add_argument("--prefix", default="r", help=argparse.SUPPRESS)
@@ -489,6 +517,11 @@ def main() -> None:
     )
     parser.add_argument(
         "--http", choices=("auto", "httptools", "h11"), default="auto", help="uvicorn's parser"
+    )
+    parser.add_argument(
+        "--baseline",
+        action="store_true",
+        help="also run, each round, the app with a handler that calls nothing (framework cost)",
     )
     parser.add_argument("--no-pin", action="store_true", help="leave every process on every core")
     parser.add_argument(
@@ -528,7 +561,8 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     load_before = os.getloadavg()
-    runs: dict[str, list[dict[str, Any]]] = {kind: [] for kind in SERVICES}
+    services = [*SERVICES, BASELINE] if args.baseline else SERVICES
+    runs: dict[str, list[dict[str, Any]]] = {kind: [] for kind in services}
     with tempfile.TemporaryDirectory() as tmp:
         script = None
         if loadgen == "wrk":
@@ -539,7 +573,7 @@ def main() -> None:
             os.sched_setaffinity(server.process.pid, set(cores))
         try:
             for round_no in range(args.rounds):
-                for kind in SERVICES:
+                for kind in services:
                     result = measure(server, kind, args, f"{kind}{round_no}", pins, script)
                     runs[kind].append(result)
                     print(
@@ -586,9 +620,7 @@ def main() -> None:
     (args.out / "fastapi.md").write_text(table)
     print(table)
     failed = {
-        kind: s["errors"]
-        for kind, s in report["summary"].items()
-        if kind in SERVICES and s["errors"]
+        kind: s["errors"] for kind, s in report["summary"].items() if kind in runs and s["errors"]
     }
     if failed:
         sys.exit(
@@ -620,6 +652,8 @@ def summarise(runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
     ]
     summary["ratio_requests_per_s"] = {"per_round": throughput, **core.spread(throughput)}
     summary["ratio_service_cpu_per_request"] = {"per_round": cpu, **core.spread(cpu)}
+    implied = [1 / x for x in cpu]
+    summary["implied_by_cpu"] = {"per_round": implied, **core.spread(implied)}
     summary["target"] = 0.8
     summary["meets_target"] = statistics.median(throughput) >= 0.8
     return summary
@@ -642,14 +676,19 @@ def render(report: dict[str, Any]) -> str:
         "",
         f"**wxlogistics/aiohttp requests/s: median {ratio['median']:.2f} "
         f"(rounds: {', '.join(f'{x:.2f}' for x in ratio['per_round'])}); target >= {s['target']}: "
-        f"{'met' if s['meets_target'] else 'NOT met'}.**",
+        f"{'met' if s['meets_target'] else 'NOT met'}.** "
+        f"Implied by the service's CPU per request (1 / its ratio; what requests/s tends to when "
+        f"the service's core is saturated and nothing else takes it): median "
+        f"{s['implied_by_cpu']['median']:.2f} "
+        f"(rounds: {', '.join(f'{x:.2f}' for x in s['implied_by_cpu']['per_round'])}).",
         "",
         "| round | service | requests/s | requests | errors | p50 ms | p99 ms | service CPU ms/req | "
         "service core | fake core | load gen core | foreign load | token fetches |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
+    kinds = list(report["runs"])
     for round_no in range(cfg["rounds"]):
-        for kind in SERVICES:
+        for kind in kinds:
             r = report["runs"][kind][round_no]
             lines.append(
                 f"| {round_no + 1} | {kind} | {r['requests_per_s']:,.0f} | {r['requests']:,} | {r['errors']} | "
@@ -662,7 +701,7 @@ def render(report: dict[str, Any]) -> str:
         "| service | requests/s | service CPU ms/req | p50 ms | p99 ms |",
         "|---|---|---|---|---|",
     ]
-    for kind in SERVICES:
+    for kind in kinds:
         k = s[kind]
         lines.append(
             f"| {kind} | {core.fmt(k['requests_per_s'], 0)} | {core.fmt(k['service_cpu_ms_per_request'])} | "
@@ -670,7 +709,7 @@ def render(report: dict[str, Any]) -> str:
         )
     disturbed = [
         f"round {i + 1} {kind} ({r['foreign_pct']:.0f}%)"
-        for kind in SERVICES
+        for kind in kinds
         for i, r in enumerate(report["runs"][kind])
         if r["foreign_pct"] > DISTURBED_PCT
     ]
@@ -686,6 +725,18 @@ def render(report: dict[str, Any]) -> str:
         "",
         f"Per-round ratios, median (min-max): requests/s wxlogistics/aiohttp {core.fmt(ratio, 2)}; "
         f"service CPU per request wxlogistics/aiohttp {core.fmt(cpu, 2)}.",
+    ]
+    if BASELINE in s:
+        base = s[BASELINE]["service_cpu_ms_per_request"]["median"]
+        ours = s["wxlogistics"]["service_cpu_ms_per_request"]["median"] - base
+        theirs = s["aiohttp"]["service_cpu_ms_per_request"]["median"] - base
+        lines += [
+            "",
+            f"Service CPU per request, medians: uvicorn + FastAPI alone (`{BASELINE}`: the handler "
+            f"calls nothing) {base:.3f} ms; the call on top of it: wxlogistics {ours:.3f} ms, raw "
+            f"aiohttp {theirs:.3f} ms (ratio {ours / theirs:.2f}).",
+        ]
+    lines += [
         "",
         "Caveat: one 2-core machine runs the service, the fake WeChat and the load generator. "
         + (
