@@ -80,11 +80,14 @@ def typecheck(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """The benchmark: wxlogistics against bare httpx and aiohttp, asyncio and trio.
+    """The benchmarks: wxlogistics against bare httpx and aiohttp; then FastAPI services.
 
-    Writes bench-results/bench.md and bench.json. Arguments after -- go to bench/bench.py,
-    e.g. ``nox -s bench -- --n 2000 --rounds 1`` for a quick look; ``python bench/bench.py
-    --help`` lists them.
+    Writes bench-results/bench.md and bench.json, then bench-results/fastapi.md and .json
+    (bench/fastapi_bench.py: a FastAPI + uvicorn service awaiting ``cancel_order`` against
+    the same service on raw aiohttp; it uses ``wrk`` when it is on PATH). Arguments after --
+    go to bench/bench.py only, e.g. ``nox -s bench -- --n 2000 --rounds 1`` for a quick look;
+    ``python bench/bench.py --help`` and ``python bench/fastapi_bench.py --help`` list them.
     """
-    session.install("-e", ".[test]")
+    session.install("-e", ".[test,bench]")
     session.run("python", "bench/bench.py", *session.posargs)
+    session.run("python", "bench/fastapi_bench.py")
