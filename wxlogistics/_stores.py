@@ -174,6 +174,9 @@ class MemoryTokenStore:
 
     async def load(self, key: str) -> StoredToken | None:
         """The stored token, or None (absent or expired)."""
+        return self._current(key)
+
+    def _current(self, key: str) -> StoredToken | None:
         token = self._tokens.get(key)
         if token is not None and token.expires_at <= self._clock():
             del self._tokens[key]
@@ -182,7 +185,7 @@ class MemoryTokenStore:
 
     async def save(self, key: str, token: StoredToken) -> StoredToken:
         """Store ``token`` unless one expiring later is stored; return the one stored after."""
-        current = await self.load(key)
+        current = self._current(key)
         if current is None or current.expires_at <= token.expires_at:
             self._tokens[key] = token
             return token
