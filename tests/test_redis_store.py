@@ -223,3 +223,17 @@ def test_bad_settings_are_refused() -> None:
         wx.RedisTokenStore("redis://127.0.0.1:1/0", lease_ttl=10, lease_wait=5)
     with pytest.raises(wx.ValidationError, match="namespace"):
         wx.RedisTokenStore("redis://127.0.0.1:1/0", namespace="a b")
+
+
+async def test_store_error_on_save_holds_no_token(own_redis_server: RedisServer) -> None:
+    from .test_tokens_secrets import assert_nowhere
+
+    store = wx.RedisTokenStore(own_redis_server.url, op_timeout=1.0)
+    own_redis_server.stop()
+    token = _token("tok-" + "x" * 20, 7200)  # a StoredToken: its repr hides the value
+    try:
+        with pytest.raises(wx.TokenStoreError, match="redis save failed") as caught:
+            await store.save("k", token)
+    finally:
+        await store.aclose()
+    assert_nowhere(caught.value, token.value)

@@ -204,3 +204,45 @@ async def test_wall_clock_deadlines_go_into_the_store() -> None:
     assert before + 7190 <= stored.expires_at <= time.time() + 7200
     assert stored.refresh_at == pytest.approx(stored.expires_at - 300, abs=1)
     assert "stable-" not in repr(stored)
+
+
+# -- secrets: no token or app secret in the frames of errors raised through a store ------------
+
+
+async def test_credentials_error_through_a_store_holds_no_secret_or_refused_token() -> None:
+    from .test_tokens_secrets import assert_nowhere
+
+    fake = FakeWeChat(unknown_orders="cancel")
+    store = wx.MemoryTokenStore()
+    async with fake.client(token_store=store) as client:
+        refused = await client.get_access_token()  # its repr hides the value
+        fake.expire_tokens()
+        fake.fail_next(errcode=40164, path="/cgi-bin/stable_token")
+        with pytest.raises(wx.CredentialsError) as caught:
+            await client.cancel_order(**IDS)
+    assert caught.value.errcode == 40164
+    assert_nowhere(caught.value, refused.value, fake.secret)
+
+
+async def test_lease_timeout_holds_no_refused_token() -> None:
+    from .test_tokens_secrets import assert_nowhere
+
+    fake = FakeWeChat(unknown_orders="cancel")
+    store = HeldLeaseStore(lease_ttl=0.1, lease_wait=0.3)
+    async with fake.client(token_store=store) as client:
+        # Fetched without the lease (the store refuses it): through a client of its own.
+        async with fake.client(token_store=wx.MemoryTokenStore()) as other:
+            token = await other.get_access_token()
+        import time
+
+        await store.save(
+            f"{fake.appid}:stable",
+            wx.StoredToken(
+                value=token.value, expires_at=time.time() + 7000, refresh_at=time.time() + 6000
+            ),
+        )
+        await client.cancel_order(**IDS)  # adopted from the store
+        fake.revoke_tokens()
+        with anyio.fail_after(5), pytest.raises(wx.TokenLeaseTimeoutError) as caught:
+            await client.cancel_order(**IDS)
+    assert_nowhere(caught.value, token.value, fake.secret)

@@ -184,6 +184,7 @@ class RedisTokenStore:
             error = f"redis {what} took longer than {self._op_timeout:g}s"
         except (_RedisError, OSError) as exc:
             error = f"redis {what} failed: {type(exc).__name__}: {exc}"
+        del args, kwargs  # they may hold a token; this frame is in the traceback
         raise TokenStoreError(error) from None
 
     async def load(self, key: str) -> StoredToken | None:

@@ -397,7 +397,9 @@ class TokenCache:
         """The token's key in the store (no secret in it)."""
         self._lease_ttl = lease_ttl
         self._lease_wait = lease_wait
-        self._failed: str | None = None  # a refused token's value, to delete from the store
+        # A refused token, to delete from the store. Kept as the AccessToken (whose repr hides
+        # the value), never as a bare string: frames holding it may end up in a traceback.
+        self._failed: AccessToken | None = None
         self._store_warned_at: float | None = None
         self._limiter = MemoryTokenStore(clock=wall_clock)  # force_refresh without a store
         self._endpoint: TokenEndpoint | None = None
@@ -452,7 +454,7 @@ class TokenCache:
         if self._token is token:
             self._token = None
             if self.store is not None:
-                self._failed = token.value
+                self._failed = token
 
     def clear(self) -> None:
         """Drop whatever token is cached (here; a store keeps its own)."""
@@ -588,8 +590,8 @@ class TokenCache:
         failed = self._failed
         try:
             if failed is not None:
-                await store.discard(key, failed)
-                if self._failed == failed:
+                await store.discard(key, failed.value)
+                if self._failed is failed:
                     self._failed = None
             return await self._adopt_or_lease(endpoint, store, key, failed)
         except TokenStoreError as exc:
@@ -599,20 +601,22 @@ class TokenCache:
         return self._stored_from(issued)
 
     async def _adopt_or_lease(
-        self, endpoint: TokenEndpoint, store: TokenStore, key: str, failed: str | None
+        self, endpoint: TokenEndpoint, store: TokenStore, key: str, failed: AccessToken | None
     ) -> StoredToken:
         deadline = anyio.current_time() + self._lease_wait
         pause = 0.01
         while True:
             stored = await store.load(key)
-            if stored is not None and stored.value != failed and self._wall() < stored.refresh_at:
+            if self._usable(stored, failed, fresh=True):
+                assert stored is not None
                 self.store_hits += 1
                 return stored
             lease = await store.acquire_lease(key, self._lease_ttl)
             if lease is not None:
                 return await self._fetch_under_lease(endpoint, store, key, failed, lease)
             # Another process is refreshing. A still valid token will do meanwhile.
-            if stored is not None and stored.value != failed and self._wall() < stored.expires_at:
+            if self._usable(stored, failed, fresh=False):
+                assert stored is not None
                 self.store_hits += 1
                 return stored
             if anyio.current_time() >= deadline:
@@ -624,11 +628,17 @@ class TokenCache:
             pause = min(pause * 2, 0.2)
 
     async def _fetch_under_lease(
-        self, endpoint: TokenEndpoint, store: TokenStore, key: str, failed: str | None, lease: str
+        self,
+        endpoint: TokenEndpoint,
+        store: TokenStore,
+        key: str,
+        failed: AccessToken | None,
+        lease: str,
     ) -> StoredToken:
         try:
             stored = await store.load(key)  # a holder that just finished: no second fetch
-            if stored is not None and stored.value != failed and self._wall() < stored.refresh_at:
+            if self._usable(stored, failed, fresh=True):
+                assert stored is not None
                 self.store_hits += 1
                 return stored
             issued = await self.source.fetch(endpoint)
@@ -645,6 +655,14 @@ class TokenCache:
                     await store.release_lease(key, lease)
                 except TokenStoreError as exc:
                     self._store_failed(exc)  # the lease expires by itself
+
+    def _usable(
+        self, stored: StoredToken | None, failed: AccessToken | None, *, fresh: bool
+    ) -> bool:
+        """Whether ``stored`` may be used: not the refused token, and fresh (or unexpired)."""
+        if stored is None or (failed is not None and stored.value == failed.value):
+            return False
+        return self._wall() < (stored.refresh_at if fresh else stored.expires_at)
 
     def _stored_from(self, issued: IssuedToken) -> StoredToken:
         now = self._wall()
