@@ -237,3 +237,15 @@ async def test_store_error_on_save_holds_no_token(own_redis_server: RedisServer)
     finally:
         await store.aclose()
     assert_nowhere(caught.value, token.value)
+
+
+def test_missing_redis_server_fails_under_ci_and_skips_locally(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(redis_fixture, "redis_server_binary", lambda: None)
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="apt-get install -y redis-server"):
+        redis_fixture._need_binary()
+    monkeypatch.delenv("CI")
+    with pytest.raises(pytest.skip.Exception, match="redis-server is not installed"):
+        redis_fixture._need_binary()

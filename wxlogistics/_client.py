@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 import warnings
 from collections.abc import AsyncIterable, Callable, Iterable
 from types import TracebackType
@@ -282,23 +283,13 @@ class AsyncLogistics(
             raise ValidationError(
                 f"http_client must be an httpx.AsyncClient, not {type(http_client).__name__}"
             )
-        self._tokens = (
-            TokenCache(
-                source,
-                refresh_margin=token_refresh_margin,
-                fetch_timeout=DEFAULT_FETCH_TIMEOUT,
-                store=token_store,
-                store_key=key,
-            )
-            if clock is None
-            else TokenCache(
-                source,
-                refresh_margin=token_refresh_margin,
-                fetch_timeout=DEFAULT_FETCH_TIMEOUT,
-                clock=clock,
-                store=token_store,
-                store_key=key,
-            )
+        self._tokens = TokenCache(
+            source,
+            refresh_margin=token_refresh_margin,
+            fetch_timeout=DEFAULT_FETCH_TIMEOUT,
+            clock=clock if clock is not None else time.monotonic,
+            store=token_store,
+            store_key=key,
         )
         transport_class = cloudrun_transport_class() if cloudrun else Transport
         self._transport = transport_class(

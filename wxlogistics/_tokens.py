@@ -492,8 +492,13 @@ class TokenCache:
                 f" next allowed in {wait:.0f}s",
                 retry_after=wait,
             )
-        with anyio.fail_after(self._fetch_timeout):
+        # Not fail_after: its TimeoutError would chain the cancelled frames (the secret's).
+        with anyio.move_on_after(self._fetch_timeout) as bound:
             issued = await source.fetch_forced(endpoint)
+        if bound.cancelled_caught:
+            raise RequestTimeoutError(
+                f"the forced token refresh took longer than {self._fetch_timeout:g}s"
+            )
         self.fetch_count += 1
         stored = self._stored_from(issued)
         if self.store is not None:
