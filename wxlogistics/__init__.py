@@ -2,7 +2,8 @@
 
 Everything public is importable from here; the modules behind it are private, except
 :mod:`wxlogistics.events` (push events, kept apart so that ``import wxlogistics`` stays cheap)
-and :mod:`wxlogistics.testing`. :class:`WireTransport` is loaded on first use (it imports httpx).
+and :mod:`wxlogistics.testing`. :class:`WireTransport` is loaded on first use (it imports
+httpx), and so is :class:`RedisTokenStore` (it imports redis, the ``wxlogistics[redis]`` extra).
 """
 
 import typing as _typing
@@ -80,11 +81,23 @@ from ._models import (
 )
 from ._redact import RedactingFilter
 from ._retry import RetryPolicy
+from ._stores import (
+    ForceRefreshLimitError,
+    MemoryTokenStore,
+    StoredToken,
+    TokenLeaseTimeoutError,
+    TokenStore,
+    TokenStoreError,
+)
 from ._tokens import (
     AccessToken,
+    CallableTokenSource,
     ClassicTokenSource,
+    CloudRunOpenAPIError,
+    CloudRunTokenSource,
     IssuedToken,
     StableTokenSource,
+    StaticTokenSource,
     TokenCache,
     TokenEndpoint,
     TokenSource,
@@ -140,25 +153,36 @@ __all__ = [
     "CancelOrderResult",
     "CancelOutcome",
     "CancelStatus",
+    "CallableTokenSource",
     "CarrierError",
     "ClassicTokenSource",
+    "CloudRunOpenAPIError",
+    "CloudRunTokenSource",
     "ClientClosedError",
     "CredentialsError",
     "DeliveryNotFoundError",
+    "ForceRefreshLimitError",
     "InvalidArgumentError",
     "IssuedToken",
+    "MemoryTokenStore",
     "OrderNotFoundError",
     "PermissionDeniedError",
     "RateLimitError",
     "RedactingFilter",
+    "RedisTokenStore",
     "RequestTimeoutError",
     "ResponseError",
     "RetryPolicy",
     "StableTokenSource",
+    "StaticTokenSource",
+    "StoredToken",
     "SystemBusyError",
     "TokenCache",
     "TokenEndpoint",
+    "TokenLeaseTimeoutError",
     "TokenSource",
+    "TokenStore",
+    "TokenStoreError",
     "TransportError",
     "ValidationError",
     "WaybillHasTracesError",
@@ -169,6 +193,7 @@ __all__ = [
 ]
 
 if _typing.TYPE_CHECKING:
+    from ._redis import RedisTokenStore
     from ._wire import WireTransport
 
 
@@ -177,8 +202,12 @@ def __getattr__(name: str) -> _typing.Any:
         from ._wire import WireTransport
 
         return WireTransport
+    if name == "RedisTokenStore":  # imports redis (the extra wxlogistics[redis])
+        from ._redis import RedisTokenStore
+
+        return RedisTokenStore
     raise AttributeError(f"module 'wxlogistics' has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
-    return sorted({*globals(), "WireTransport"})
+    return sorted({*globals(), "WireTransport", "RedisTokenStore"})

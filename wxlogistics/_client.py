@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 import warnings
 from collections.abc import AsyncIterable, Callable, Iterable
 from types import TracebackType
@@ -29,14 +30,19 @@ from ._resources import (
     SandboxResource,
 )
 from ._retry import RetryPolicy
+from ._stores import TokenStore
 from ._tokens import (
+    CLOUDRUN_BASE_URL,
     DEFAULT_FETCH_TIMEOUT,
     DEFAULT_REFRESH_MARGIN,
     AccessToken,
     ClassicTokenSource,
+    CloudRunTokenSource,
     StableTokenSource,
     TokenCache,
     TokenSource,
+    cloudrun_transport_class,
+    source_key,
 )
 from ._transport import Timeouts, Transport
 from ._validate import (
@@ -100,7 +106,12 @@ class AsyncLogistics(
             with ``retry_policy``.
         retry_policy: Full control over retries.
         token_source: ``"stable"`` (default, ``/cgi-bin/stable_token``), ``"classic"``
-            (``/cgi-bin/token``) or any :class:`TokenSource`.
+            (``/cgi-bin/token``), ``"cloudrun"`` (Cloud Run open-API mode: no token, requests
+            to ``http://api.weixin.qq.com``; appid and secret not needed) or any
+            :class:`TokenSource` (:class:`CallableTokenSource`, :class:`StaticTokenSource`...).
+        token_store: A :class:`TokenStore` shared by processes (:class:`RedisTokenStore`):
+            one process fleet-wide fetches, the others take its token. Default: none, the
+            token is kept in this client's memory only. Not with ``"cloudrun"``.
         max_connections: Requests in flight at once; more callers queue in the client.
         http_client: An ``httpx.AsyncClient`` to send through. The session does not close it.
         transport: An httpx transport for the ``httpx.AsyncClient`` the session creates (a
@@ -119,7 +130,8 @@ class AsyncLogistics(
         timeout: float | httpx.Timeout = DEFAULT_TIMEOUT,
         max_retries: int | None = None,
         retry_policy: RetryPolicy | None = None,
-        token_source: TokenSource | Literal["stable", "classic"] = "stable",
+        token_source: TokenSource | Literal["stable", "classic", "cloudrun"] = "stable",
+        token_store: TokenStore | None = None,
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
         http_client: httpx.AsyncClient | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
@@ -138,6 +150,7 @@ class AsyncLogistics(
                 max_retries=max_retries,
                 retry_policy=retry_policy,
                 token_source=token_source,
+                token_store=token_store,
                 max_connections=max_connections,
                 http_client=http_client,
                 transport=transport,
@@ -162,15 +175,19 @@ class AsyncLogistics(
         timeout: float | httpx.Timeout,
         max_retries: int | None,
         retry_policy: RetryPolicy | None,
-        token_source: TokenSource | Literal["stable", "classic"],
+        token_source: TokenSource | Literal["stable", "classic", "cloudrun"],
+        token_store: TokenStore | None,
         max_connections: int,
         http_client: httpx.AsyncClient | None,
         transport: httpx.AsyncBaseTransport | None,
         token_refresh_margin: float,
         clock: Callable[[], float] | None,
     ) -> None:
+        cloudrun = token_source == "cloudrun"
         if base_url is None:
-            base_url = os.environ.get("WX_BASE_URL") or DEFAULT_BASE_URL
+            base_url = os.environ.get("WX_BASE_URL") or (
+                CLOUDRUN_BASE_URL if cloudrun else DEFAULT_BASE_URL
+            )
         base_url = check_base_url(base_url)
         max_connections = check_max_connections(max_connections)
         connect, read, write, pool = check_timeout(timeout)
@@ -193,7 +210,14 @@ class AsyncLogistics(
 
         source: TokenSource
         secrets: tuple[str, ...] = ()
-        if isinstance(token_source, str):
+        if cloudrun:
+            appid = appid if appid is not None else os.environ.get("WX_APPID")
+            if appid is not None:
+                check_secret("appid", appid)
+            if token_store is not None:
+                raise ValidationError("token_store has no use with token_source='cloudrun'")
+            source = CloudRunTokenSource(appid=appid)
+        elif isinstance(token_source, str):
             appid = appid if appid is not None else os.environ.get("WX_APPID")
             secret = secret if secret is not None else os.environ.get("WX_SECRET")
             if appid is None or secret is None:
@@ -208,7 +232,8 @@ class AsyncLogistics(
                 source = ClassicTokenSource(appid=appid, secret=secret)
             else:
                 raise ValidationError(
-                    f"token_source must be 'stable', 'classic' or a TokenSource: {token_source!r}"
+                    "token_source must be 'stable', 'classic', 'cloudrun' or a TokenSource:"
+                    f" {token_source!r}"
                 )
             secrets = (secret,)
         elif isinstance(token_source, TokenSource):
@@ -218,8 +243,21 @@ class AsyncLogistics(
                 secrets = (secret_attr,)
         else:
             raise ValidationError(
-                f"token_source must be 'stable', 'classic' or a TokenSource: {token_source!r}"
+                "token_source must be 'stable', 'classic', 'cloudrun' or a TokenSource:"
+                f" {token_source!r}"
             )
+        key: str | None = None
+        if token_store is not None:
+            if not isinstance(token_store, TokenStore):
+                raise ValidationError(
+                    f"token_store must be a TokenStore, not {type(token_store).__name__}"
+                )
+            key = source_key(source)
+            if key is None:
+                raise ValidationError(
+                    "token_store needs a token source with an appid and a store_name"
+                    f" (its key in the store); {type(source).__name__} has none"
+                )
         self.appid: str | None = getattr(source, "appid", None)
         """The AppID tokens are fetched for (None for sources that do not say)."""
 
@@ -249,19 +287,23 @@ class AsyncLogistics(
             source,
             refresh_margin=token_refresh_margin,
             fetch_timeout=DEFAULT_FETCH_TIMEOUT,
-            **({"clock": clock} if clock is not None else {}),
+            clock=clock if clock is not None else time.monotonic,
+            store=token_store,
+            store_key=key,
         )
-        self._transport = Transport(
+        transport_class = cloudrun_transport_class() if cloudrun else Transport
+        self._transport = transport_class(
             http=http_client,
             owns_http=owns_http,
             base_url=base_url,
             timeout=resolved_timeout,
             retry=retry_policy,
-            tokens=self._tokens,
+            tokens=None if cloudrun else self._tokens,
             secrets=secrets,
             user_agent=f"wxlogistics/{__version__}",
             max_concurrency=max_connections,
         )
+        self._tokens.attach(self._transport)
         install_httpx_log_filter()
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -294,7 +336,7 @@ class AsyncLogistics(
 
     @property
     def tokens(self) -> TokenCache:
-        """The access-token cache (``tokens.fetch_count``, ``tokens.clear()``)."""
+        """The access-token cache (``fetch_count``, ``clear()``, ``await force_refresh()``)."""
         return self._tokens
 
     @property
