@@ -17,7 +17,7 @@ from ._constants import (
     DEFAULT_TIMEOUT,
     __version__,
 )
-from ._exceptions import ClientClosedError, ValidationError
+from ._exceptions import ClientClosedError, CloudRunOpenAPIError, ValidationError
 from ._models import CancelOrderRequest
 from ._redact import install_httpx_log_filter
 from ._resources import (
@@ -41,7 +41,6 @@ from ._tokens import (
     StableTokenSource,
     TokenCache,
     TokenSource,
-    cloudrun_transport_class,
     source_key,
 )
 from ._transport import Timeouts, Transport
@@ -291,8 +290,7 @@ class AsyncLogistics(
             store=token_store,
             store_key=key,
         )
-        transport_class = cloudrun_transport_class() if cloudrun else Transport
-        self._transport = transport_class(
+        self._transport = Transport(
             http=http_client,
             owns_http=owns_http,
             base_url=base_url,
@@ -302,6 +300,7 @@ class AsyncLogistics(
             secrets=secrets,
             user_agent=f"wxlogistics/{__version__}",
             max_concurrency=max_connections,
+            errcode_overrides={41001: CloudRunOpenAPIError} if cloudrun else None,
         )
         self._tokens.attach(self._transport)
         install_httpx_log_filter()

@@ -7,6 +7,13 @@ The tree::
     ├── ClientClosedError          the client was used after aclose() (also a RuntimeError)
     ├── TransportError             the request failed on the network, after retries
     │   └── RequestTimeoutError    ... because a timeout fired
+    │       └── TokenLeaseTimeoutError  another process held the refresh lease too long
+    ├── TokenStoreError            a token store (Redis) failed (its own methods only)
+    ├── ForceRefreshLimitError     force_refresh refused: 20 a day, 30 s apart
+    ├── OutcomeUnknownError        addOrder: may have created a waybill, getOrder found none
+    ├── PushError                  a pushed message was refused (wxlogistics.events):
+    │                              PushSignatureError, PushReplayError, PushDecryptError,
+    │                              PushFormatError
     ├── ResponseError              unexpected HTTP status, or a body that is not a JSON object
     └── APIError                   WeChat answered with a non-zero errcode
         ├── SystemBusyError        -1: system busy (retried for calls safe to repeat)
@@ -33,7 +40,7 @@ The tree::
             ├── AccountNotFoundError        9300530: biz_id to unbind not found (bindAccount)
             ├── AccountCredentialsError     9300531: biz_id invalid or wrong password
             └── AccountUnderReviewError     9300532: binding submitted, under review
-    OutcomeUnknownError            addOrder: may have created a waybill, and getOrder found none
+        (and CloudRunOpenAPIError  41001 in Cloud Run mode: the open-API service is off)
 
 Which errcode raises which class depends on the endpoint: every endpoint has its own table in
 :mod:`wxlogistics._endpoints` (the common codes plus its own), so 9300506 is a
@@ -51,6 +58,10 @@ from collections.abc import Mapping
 from typing import Any
 
 __all__ = [
+    "TokenStoreError",
+    "TokenLeaseTimeoutError",
+    "ForceRefreshLimitError",
+    "CloudRunOpenAPIError",
     "AccessTokenError",
     "APIError",
     "AccountAlreadyBoundError",
@@ -409,3 +420,47 @@ def token_endpoint_error(errcode: int, errmsg: str, payload: dict[str, Any], pat
     else:
         cls = CredentialsError
     return cls(errcode, errmsg, payload=payload, path=path)
+
+
+CLOUDRUN_41001_HINT = (
+    "Cloud Run open-API mode sends no access_token: 41001 means the open-API service"
+    " (开放接口服务) is off for this service, this API path is not in its permission list, or"
+    " the container is still starting; turn it on, list the path, and redeploy the version"
+)
+"""Why a 41001 happens in Cloud Run open-API mode, and what to do."""
+
+
+class CloudRunOpenAPIError(APIError):
+    """41001 in Cloud Run open-API mode: the open-API service (开放接口服务) did not serve it."""
+
+    def __str__(self) -> str:
+        return f"{super().__str__()}: {CLOUDRUN_41001_HINT}"
+
+
+class TokenStoreError(WxLogisticsError):
+    """The token store could not be reached or answered nonsense (Redis down, say).
+
+    The client does not raise it from API calls: it falls back to its own in-memory cache and
+    logs a WARNING. Raised by the store's own methods only.
+    """
+
+
+class TokenLeaseTimeoutError(RequestTimeoutError):
+    """Another process held the refresh lease and no new token appeared within the bound.
+
+    Raised instead of waiting forever (a lease also expires by itself when its holder dies).
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, may_have_been_sent=False)
+
+
+class ForceRefreshLimitError(WxLogisticsError):
+    """``force_refresh`` refused by the limiter: WeChat allows 20 a day, 30 s apart.
+
+    ``retry_after`` is the number of seconds after which a new attempt would be allowed.
+    """
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

@@ -20,7 +20,7 @@ from typing import Protocol, runtime_checkable
 
 import attrs
 
-from ._exceptions import RequestTimeoutError, WxLogisticsError
+from ._exceptions import ForceRefreshLimitError, TokenLeaseTimeoutError, TokenStoreError
 
 __all__ = [
     "FORCE_REFRESH_INTERVAL",
@@ -66,35 +66,6 @@ class StoredToken:
     """Epoch seconds after which the token is no longer used."""
     refresh_at: float
     """Epoch seconds after which a process should fetch a replacement."""
-
-
-class TokenStoreError(WxLogisticsError):
-    """The token store could not be reached or answered nonsense (Redis down, say).
-
-    The client does not raise it from API calls: it falls back to its own in-memory cache and
-    logs a WARNING. Raised by the store's own methods only.
-    """
-
-
-class TokenLeaseTimeoutError(RequestTimeoutError):
-    """Another process held the refresh lease and no new token appeared within the bound.
-
-    Raised instead of waiting forever (a lease also expires by itself when its holder dies).
-    """
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message, may_have_been_sent=False)
-
-
-class ForceRefreshLimitError(WxLogisticsError):
-    """``force_refresh`` refused by the limiter: WeChat allows 20 a day, 30 s apart.
-
-    ``retry_after`` is the number of seconds after which a new attempt would be allowed.
-    """
-
-    def __init__(self, message: str, *, retry_after: float) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
 
 
 @runtime_checkable

@@ -28,8 +28,13 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 import anyio
 import attrs
 
-from ._exceptions import APIError as _APIErrorBase
-from ._exceptions import RequestTimeoutError, ResponseError, ValidationError, WxLogisticsError
+from ._exceptions import (
+    CloudRunOpenAPIError,
+    RequestTimeoutError,
+    ResponseError,
+    ValidationError,
+    WxLogisticsError,
+)
 from ._stores import (
     DEFAULT_LEASE_TTL,
     DEFAULT_LEASE_WAIT,
@@ -281,11 +286,6 @@ class StaticTokenSource:
 
 CLOUDRUN_BASE_URL = "http://api.weixin.qq.com"
 """Where Cloud Run's open-API service (开放接口服务) takes requests: plain HTTP, no token."""
-CLOUDRUN_41001_HINT = (
-    "Cloud Run open-API mode sends no access_token: 41001 means the open-API service"
-    " (开放接口服务) is off for this service, this API path is not in its permission list, or"
-    " the container is still starting; turn it on, list the path, and redeploy the version"
-)
 
 
 @attrs.define(kw_only=True)
@@ -744,33 +744,3 @@ def source_key(source: TokenSource) -> str | None:
     if isinstance(appid, str) and appid and isinstance(name, str) and name:
         return f"{appid}:{name}"
     return None
-
-
-def cloudrun_transport_class() -> type[Any]:
-    """The request loop for Cloud Run open-API mode: 41001 says the open-API service is off.
-
-    Interim: a subclass overriding the loop's error builder (see the hand-over notes; the
-    loop itself should take the hint).
-    """
-    from ._exceptions import APIError
-    from ._transport import Transport
-
-    class CloudRunTransport(Transport):
-        def _api_error(
-            self, path: str, payload: dict[str, Any], errcode: int | None, **kw: Any
-        ) -> Any:
-            error = super()._api_error(path, payload, errcode, **kw)
-            if type(error) is APIError and error.errcode == 41001:
-                error = CloudRunOpenAPIError(
-                    error.errcode, error.errmsg, payload=error.payload, path=error.path
-                )
-            return error
-
-    return CloudRunTransport
-
-
-class CloudRunOpenAPIError(_APIErrorBase):
-    """41001 in Cloud Run open-API mode: the open-API service (开放接口服务) did not serve it."""
-
-    def __str__(self) -> str:
-        return f"{super().__str__()}: {CLOUDRUN_41001_HINT}"

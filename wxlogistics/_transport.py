@@ -134,6 +134,7 @@ class Transport:
         user_agent: str,
         max_concurrency: int,
         close_grace: float = DEFAULT_CLOSE_GRACE,
+        errcode_overrides: Mapping[int, type[APIError]] | None = None,
     ) -> None:
         import httpx
 
@@ -187,6 +188,8 @@ class Transport:
         self._url_token: AccessToken | None = None
         self._last_token: AccessToken | None = None
         self._close_grace = close_grace
+        # The client's mode may give an errcode its own class (Cloud Run: 41001).
+        self._errcode_overrides = dict(errcode_overrides or {})
         self._closed = False
         self._inflight = 0
         self._drained: anyio.Event | None = None
@@ -525,6 +528,9 @@ class Transport:
         text = errmsg if isinstance(errmsg, str) else ""
         if token_endpoint:
             return token_endpoint_error(errcode, text, payload, path)
+        override = self._errcode_overrides.get(errcode)
+        if override is not None:
+            return override(errcode, text, payload=payload, path=path)
         return api_error(errcode, text, payload, path, table)
 
     def _transport_error(self, exc: Exception, path: str) -> WxLogisticsError:
