@@ -23,7 +23,7 @@ GENERATED = HERE / "reference" / "_generated"
 
 project = "wxlogistics"
 author = "wxlogistics developers"
-copyright = "wxlogistics developers"  # noqa: A001 - Sphinx's name
+copyright = "wxlogistics developers"
 release = wxlogistics.__version__
 version = release
 
