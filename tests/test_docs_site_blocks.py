@@ -142,6 +142,18 @@ EXPECTED_OUTPUT: dict[tuple[str, str], list[str] | Callable[[str], None]] = {
     ),
     ("docs/start/concepts.md", "tg.start_soon"): ["calls: 20, token fetches: 1"],
     ("docs/start/concepts.md", "idempotent"): ["after aclose: ClientClosedError sent: False"],
+    ("docs/howto/batches.md", "asyncio.gather"): ["g1 cancelled", "g2 cancelled", "g3 cancelled"],
+    ("docs/howto/batches.md", "requests_from"): [
+        "bad skipped: waybill_id must not be empty or blank",
+        "{'cancelled': 500} to retry: 0",
+    ],
+    ("docs/howto/workers.md", "consume"): ["30 jobs, {'cancelled'} | token fetches: 1"],
+    ("docs/howto/workers.md", "def cancel_job"): [
+        "job 0 errcode 0",
+        "job 1 errcode 0",
+        "job 2 errcode 0",
+        "token fetches: 1",
+    ],
 }
 """(page, text of the block) -> the lines it prints (in any order), or a check of them."""
 
@@ -202,7 +214,12 @@ def pytest_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """
     root = tmp_path_factory.mktemp("site_doc_tests")
     (root / "pytest.ini").write_text(
-        "[pytest]\nasyncio_default_fixture_loop_scope = function\n", encoding="utf-8"
+        "[pytest]\nasyncio_default_fixture_loop_scope = function\n"
+        # Upstream deprecations that depend on the installed versions (as in test_events.py).
+        "filterwarnings =\n"
+        "    ignore:The anyio.abc.BlockingPortal alias is deprecated:DeprecationWarning\n"
+        "    ignore:Using `httpx` with `starlette.testclient`:UserWarning\n",
+        encoding="utf-8",
     )
     names = {}
     for block in BLOCKS:
