@@ -154,8 +154,22 @@ EXPECTED_OUTPUT: dict[tuple[str, str], list[str] | Callable[[str], None]] = {
         "job 2 errcode 0",
         "token fetches: 1",
     ],
+    ("docs/howto/processes.md", "same token"): ["same token: True"],
+    ("docs/howto/processes.md", "class TokenService"): ["cancelled: 0 | token fetches: 1"],
 }
 """(page, text of the block) -> the lines it prints (in any order), or a check of them."""
+
+
+def token_service_url(sandbox: Sandbox) -> dict[str, str]:
+    """"Your token service": the sandbox's classic token endpoint answers the same JSON."""
+    query = f"grant_type=client_credential&appid={sandbox.fake.appid}&secret={sandbox.fake.secret}"
+    return {"TOKEN_SERVICE_URL": f"{sandbox.url}/cgi-bin/token?{query}"}
+
+
+ENVIRONMENT: dict[tuple[str, str], Callable[[Sandbox], dict[str, str]]] = {
+    ("docs/howto/processes.md", "TOKEN_SERVICE_URL"): token_service_url,
+}
+"""(page, text of the block) -> environment variables the page tells the reader to set."""
 
 
 def check(condition: object, printed: str) -> None:
@@ -181,7 +195,7 @@ def test_every_page_is_covered() -> None:
     not_run = [b for b in BLOCKS if b.kind == "not run"]
     assert len(not_run) <= MAX_NOT_RUN, [b.id for b in not_run]
     assert all(len(b.note) > 10 for b in not_run), "say why a block is not run"
-    for table in (FOLLOW_UPS, EXPECTED_OUTPUT):
+    for table in (FOLLOW_UPS, EXPECTED_OUTPUT, ENVIRONMENT):
         for page, text in table:
             hits = [b for b in BLOCKS if b.page == page and text in b.code]
             assert len(hits) == 1, (page, text, [b.id for b in hits])
@@ -193,7 +207,12 @@ def test_every_page_is_covered() -> None:
 
 @upstream_deprecations
 @pytest.mark.parametrize("block", of_kind("program"))
-def test_program_runs(block: Block, in_sandbox: Sandbox) -> None:
+def test_program_runs(
+    block: Block, in_sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    environment = matching(ENVIRONMENT, block)
+    for name, value in (environment(in_sandbox) if environment else {}).items():
+        monkeypatch.setenv(name, value)
     namespace, printed = run_program(block)
     expected = matching(EXPECTED_OUTPUT, block)
     if callable(expected):
