@@ -14,6 +14,10 @@ the same sandbox: a fake WeChat served over HTTP on loopback, ``WX_APPID``, ``WX
   page's tests to import;
 - **not run** (``<!-- not run: why -->``): only compiled. Few, each with its reason.
 
+Shell blocks marked ``<!-- runs: in the sandbox's environment -->`` (the operators' how-to)
+are run by bash, in order, in one fresh folder per page, with the sandbox's ``export`` lines
+set; what they print is checked where :data:`SHELL_OUTPUT` says.
+
 ``test_every_page_is_covered`` checks that the two files together cover every page.
 """
 
@@ -59,6 +63,16 @@ class Block:
     @property
     def id(self) -> str:
         return f"{self.page}:{self.line}"
+
+
+SHELL = re.compile(r"^<!-- runs: in the sandbox's environment -->\n```sh\n(.*?)^```", re.S | re.M)
+
+
+def shell_blocks_of(path: Path) -> list[str]:
+    return SHELL.findall(path.read_text(encoding="utf-8"))
+
+
+SHELL_PAGES = [p for p in PAGES if shell_blocks_of(p)]
 
 
 def blocks_of(path: Path) -> list[Block]:
@@ -160,6 +174,27 @@ EXPECTED_OUTPUT: dict[tuple[str, str], list[str] | Callable[[str], None]] = {
 """(page, text of the block) -> the lines it prints (in any order), or a check of them."""
 
 
+SHELL_OUTPUT: dict[str, list[str]] = {
+    "docs/howto/cli.md": [
+        # 2. the credentials
+        "access token: ",
+        "exit code: 0",
+        # 3. one cancel, then an unknown carrier
+        "cancelled: order O1001, waybill SF1001 (ok, carrier code 0)",
+        "error (errcode 9300503): the delivery_id is not a known carrier",
+        "exit code: 1",
+        # 4. the batch: two cancelled, one bad row
+        "orders.csv:4: skipped: missing waybill_id",
+        "cancelled                     2",
+        "invalid rows                  1",
+        "2",
+        # 5. the re-run skips both
+        "skipped (done before)         2",
+    ],
+}
+"""page -> lines its shell blocks print, in this order (other lines may come between)."""
+
+
 def token_service_url(sandbox: Sandbox) -> dict[str, str]:
     """"Your token service": the sandbox's classic token endpoint answers the same JSON."""
     query = f"grant_type=client_credential&appid={sandbox.fake.appid}&secret={sandbox.fake.secret}"
@@ -192,6 +227,7 @@ def test_every_page_is_covered() -> None:
     assert len(BLOCKS) >= 15
     for block in BLOCKS:
         compile(block.code, block.id, "exec")
+    assert {str(p.relative_to(ROOT)) for p in SHELL_PAGES} == set(SHELL_OUTPUT)
     not_run = [b for b in BLOCKS if b.kind == "not run"]
     assert len(not_run) <= MAX_NOT_RUN, [b.id for b in not_run]
     assert all(len(b.note) > 10 for b in not_run), "say why a block is not run"
@@ -223,6 +259,30 @@ def test_program_runs(
     if follow_up is not None:
         follow_up(namespace, in_sandbox)
     assert "Traceback" not in printed
+
+
+@pytest.mark.parametrize("page", SHELL_PAGES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_shell_blocks_run_in_order(page: Path, in_sandbox: Sandbox, tmp_path: Path) -> None:
+    # "wxlogistics" is this interpreter's (the console script may not be on PATH).
+    shim = f'wxlogistics() {{ "{sys.executable}" -m wxlogistics "$@"; }}\n'
+    printed = []
+    for code in shell_blocks_of(page):
+        done = subprocess.run(
+            ["bash", "-c", shim + code],
+            cwd=tmp_path,
+            env={**os.environ, **in_sandbox.env, "PYTHONUNBUFFERED": "1"},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,  # one stream, in the order a terminal shows it
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stdout  # its last command succeeded
+        assert "Traceback" not in done.stdout
+        printed += done.stdout.splitlines()
+    expected = SHELL_OUTPUT[str(page.relative_to(ROOT))]
+    remaining = iter(printed)
+    for wanted in expected:  # in order, each on a line of its own or starting one
+        assert any(line.startswith(wanted) for line in remaining), (wanted, printed)
 
 
 @pytest.fixture(scope="module")
