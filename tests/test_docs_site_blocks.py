@@ -196,7 +196,7 @@ SHELL_OUTPUT: dict[str, list[str]] = {
 
 
 def token_service_url(sandbox: Sandbox) -> dict[str, str]:
-    """"Your token service": the sandbox's classic token endpoint answers the same JSON."""
+    """The reader's "token service": the sandbox's classic token endpoint answers the same JSON."""
     query = f"grant_type=client_credential&appid={sandbox.fake.appid}&secret={sandbox.fake.secret}"
     return {"TOKEN_SERVICE_URL": f"{sandbox.url}/cgi-bin/token?{query}"}
 
@@ -243,9 +243,7 @@ def test_every_page_is_covered() -> None:
 
 @upstream_deprecations
 @pytest.mark.parametrize("block", of_kind("program"))
-def test_program_runs(
-    block: Block, in_sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_program_runs(block: Block, in_sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
     environment = matching(ENVIRONMENT, block)
     for name, value in (environment(in_sandbox) if environment else {}).items():
         monkeypatch.setenv(name, value)
