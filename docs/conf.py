@@ -109,6 +109,37 @@ def write_generated(app: Any = None) -> None:
             path.write_text(text, encoding="utf-8")
 
 
+def errcode_entries() -> list[tuple[int, str]]:
+    """Every (errcode, exception class name) pair of the client's tables, sorted.
+
+    Sphinx's full-text search skips numbers, so each pair is also registered as a searchable
+    object ("9300506 (WaybillHasTracesError)") pointing at the errcode table.
+    """
+    pairs = {(code, cls.__name__) for code, cls in _endpoints.COMMON_ERRCODES.items()}
+    for endpoint in _endpoints.ENDPOINTS:
+        pairs |= {(code, cls.__name__) for code, cls in endpoint.errcodes.items()}
+    return sorted(pairs)
+
+
+def _errcode_targets_directive() -> Any:
+    from docutils import nodes
+    from sphinx.util.docutils import SphinxDirective
+
+    class ErrcodeTargets(SphinxDirective):
+        """``{wxlogistics-errcode-targets}``: make every errcode findable by the search box."""
+
+        def run(self) -> list[Any]:
+            std = self.env.domains.standard_domain
+            found: list[Any] = []
+            for code, name in errcode_entries():
+                label = f"errcode-{code}-{name.lower()}".replace("--", "-minus-")
+                std.note_object("errcode", f"{code} ({name})", label, location=self.get_location())
+                found.append(nodes.target("", "", ids=[label]))
+            return found
+
+    return ErrcodeTargets
+
+
 def cli_help() -> list[tuple[str, str]]:
     """``wxlogistics --help`` and each command's ``--help``: ``[(command, text)]``."""
     import argparse
@@ -199,4 +230,6 @@ def setup(app: Any) -> dict[str, Any]:
     app.connect("autodoc-process-bases", _drop_private_bases)
     app.connect("missing-reference", _public_name)
     app.add_directive("wxlogistics-cli-help", _cli_help_directive())
+    app.add_object_type("errcode", "errcode", objname="WeChat errcode")
+    app.add_directive("wxlogistics-errcode-targets", _errcode_targets_directive())
     return {"parallel_read_safe": True, "parallel_write_safe": True}

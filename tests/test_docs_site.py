@@ -79,6 +79,18 @@ def test_the_reference_pages_include_the_generated_tables() -> None:
         assert f"```{{include}} _generated/{name}\n```" in text, page
 
 
+def test_every_errcode_is_a_search_target(conf: ModuleType) -> None:
+    # Sphinx's full-text search skips numbers: each errcode is registered as an object too.
+    entries = conf.errcode_entries()
+    for endpoint in ENDPOINTS:
+        for code, cls in endpoint.errcodes.items():
+            assert (code, cls.__name__) in entries
+    assert (9300506, "WaybillHasTracesError") in entries
+    assert (-1, "SystemBusyError") in entries
+    text = (REFERENCE / "errcodes.md").read_text(encoding="utf-8")
+    assert "```{wxlogistics-errcode-targets}\n```" in text
+
+
 def test_the_build_rewrites_a_stale_table_and_leaves_a_current_one(
     conf: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
