@@ -140,6 +140,29 @@ def _errcode_targets_directive() -> Any:
     return ErrcodeTargets
 
 
+def latest_benchmark() -> pathlib.Path:
+    """The newest full benchmark run committed in ``bench/results/`` (named by date)."""
+    runs = sorted((HERE.parent / "bench" / "results").glob("*.md"))
+    if not runs:
+        raise FileNotFoundError("no benchmark results in bench/results/")
+    return runs[-1]
+
+
+def _benchmark_directive() -> Any:
+    from sphinx.util.docutils import SphinxDirective
+
+    class LatestBenchmark(SphinxDirective):
+        """``{wxlogistics-latest-benchmark}``: the newest committed run, as its tables."""
+
+        def run(self) -> list[Any]:
+            path = latest_benchmark()
+            self.env.note_dependency(str(path))  # a new run rebuilds the page
+            text = f"From `bench/results/{path.name}`:\n\n" + path.read_text(encoding="utf-8")
+            return list(self.parse_text_to_nodes(text))
+
+    return LatestBenchmark
+
+
 def cli_help() -> list[tuple[str, str]]:
     """``wxlogistics --help`` and each command's ``--help``: ``[(command, text)]``."""
     import argparse
@@ -230,6 +253,7 @@ def setup(app: Any) -> dict[str, Any]:
     app.connect("autodoc-process-bases", _drop_private_bases)
     app.connect("missing-reference", _public_name)
     app.add_directive("wxlogistics-cli-help", _cli_help_directive())
+    app.add_directive("wxlogistics-latest-benchmark", _benchmark_directive())
     app.add_object_type("errcode", "errcode", objname="WeChat errcode")
     app.add_directive("wxlogistics-errcode-targets", _errcode_targets_directive())
     return {"parallel_read_safe": True, "parallel_write_safe": True}

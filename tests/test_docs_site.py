@@ -105,6 +105,13 @@ def test_the_build_rewrites_a_stale_table_and_leaves_a_current_one(
     assert current.stat().st_mtime_ns == before
 
 
+def test_the_benchmark_page_shows_the_newest_committed_run(conf: ModuleType) -> None:
+    runs = sorted((ROOT / "bench" / "results").glob("*.md"))
+    assert conf.latest_benchmark() == runs[-1]
+    text = (DOCS / "howto" / "benchmark.md").read_text(encoding="utf-8")
+    assert "```{wxlogistics-latest-benchmark}\n```" in text
+
+
 # -- the API reference ------------------------------------------------------------------------
 
 
