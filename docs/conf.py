@@ -49,9 +49,8 @@ myst_heading_anchors = 3
 # -- API reference --------------------------------------------------------------------------
 autodoc_member_order = "bysource"
 autodoc_typehints = "signature"
-autodoc_default_options = {"members": True, "show-inheritance": True}
-autodoc_preserve_defaults = True
-autodoc_class_signature = "separated"
+# Inheritance is shown where it means something: on the exceptions (exceptions.md).
+autodoc_default_options = {"members": True}
 napoleon_google_docstring = True
 napoleon_numpy_docstring = False
 napoleon_use_rtype = False
