@@ -292,8 +292,11 @@ def pytest_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     root = tmp_path_factory.mktemp("site_doc_tests")
     (root / "pytest.ini").write_text(
         "[pytest]\nasyncio_default_fixture_loop_scope = function\n"
-        # Upstream deprecations that depend on the installed versions (as in test_events.py).
+        # Every warning is an error, but upstream deprecations that depend on the installed
+        # versions (Starlette's TestClient without httpx2, on Python 3.10: a UserWarning
+        # subclass). Later lines win; a -W option would override them all.
         "filterwarnings =\n"
+        "    error\n"
         "    ignore:The anyio.abc.BlockingPortal alias is deprecated:DeprecationWarning\n"
         "    ignore:Using `httpx` with `starlette.testclient`:UserWarning\n",
         encoding="utf-8",
@@ -323,8 +326,6 @@ def pytest_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
                 "no:cacheprovider",
                 "-rA",
                 "-q",
-                "-W",
-                "error",
                 "--rootdir",
                 str(folder),
                 "-c",
