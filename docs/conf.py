@@ -32,6 +32,7 @@ extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.napoleon",
     "sphinx.ext.graphviz",
+    "sphinx.ext.inheritance_diagram",
     "sphinx.ext.viewcode",
 ]
 
@@ -78,6 +79,8 @@ nitpick_ignore_regex = [
 
 # -- Diagrams -------------------------------------------------------------------------------
 graphviz_output_format = "svg"
+inheritance_graph_attrs = {"rankdir": "LR", "fontsize": 11, "ratio": "compress"}
+inheritance_node_attrs = {"fontsize": 11, "shape": "box", "style": '"rounded"'}
 
 # -- HTML -----------------------------------------------------------------------------------
 html_theme = "furo"

@@ -151,10 +151,14 @@ def test_every_exception_is_on_the_exceptions_page() -> None:
     assert len(exceptions) >= 25
     for name in exceptions:
         assert f".. autoexception:: wxlogistics.{name}\n" in text, name
+        # The tree is drawn from the module that defines them: every one is in it.
+        assert getattr(wxlogistics, name).__module__ == "wxlogistics._exceptions", name
+    assert ".. inheritance-diagram:: wxlogistics._exceptions " in text
     for name in wxlogistics.events.__all__:
         obj = getattr(wxlogistics.events, name)
         if isinstance(obj, type) and issubclass(obj, BaseException):
             assert f".. autoexception:: wxlogistics.events.{name}\n" in text, name
+            assert re.search(rf"inheritance-diagram:: .* wxlogistics\.events\.{name}\b", text)
 
 
 # -- the command-line reference ---------------------------------------------------------------
