@@ -1,4 +1,5 @@
-"""Development sessions: ``nox`` runs tests, lint and typecheck; ``nox -s bench`` the benchmark.
+"""Development sessions: ``nox`` runs tests, lint and typecheck; ``nox -s bench`` the benchmark;
+``nox -s docs`` builds the documentation site (``nox -s docs -- serve`` serves it).
 
 ``nox -s tests-3.10`` runs the suite on one Python. Every supported Python must be there: a
 missing interpreter fails the run instead of being skipped (``.ci/run`` does the same for the
@@ -10,6 +11,7 @@ from __future__ import annotations
 import os
 import pathlib
 import re
+import shutil
 
 import nox
 
@@ -91,3 +93,33 @@ def bench(session: nox.Session) -> None:
     session.install("-e", ".[test,bench]")
     session.run("python", "bench/bench.py", *session.posargs)
     session.run("python", "bench/fastapi_bench.py")
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """Build the documentation site into build/docs/html, warnings as errors.
+
+    ``nox -s docs -- serve`` rebuilds on every change and serves it on http://127.0.0.1:8000
+    (``-- serve --port 8001`` for another port). Needs Graphviz's ``dot`` for the diagrams
+    (Debian/Ubuntu: ``apt-get install graphviz``; macOS: ``brew install graphviz``). Nothing is
+    fetched from the network while building.
+    """
+    if shutil.which("dot") is None:
+        session.error("Graphviz's `dot` is needed for the diagrams: apt-get install graphviz")
+    session.install("-e", ".[docs]")
+    # -n: a reference that does not resolve is a warning; -W: a warning fails the build;
+    # --keep-going: report them all first.
+    build = ["-n", "-W", "--keep-going", "docs", "build/docs/html"]
+    if session.posargs[:1] == ["serve"]:
+        session.run(
+            "sphinx-autobuild",
+            *build,
+            "--watch",
+            "wxlogistics",  # docstrings: the API reference
+            "--ignore",
+            "*/reference/_generated/*",  # written by the build itself
+            *session.posargs[1:],
+        )
+    else:
+        # -E: read every page again, so warnings of unchanged pages are reported too.
+        session.run("python", "-m", "sphinx", "-E", "-b", "html", *build, *session.posargs)
