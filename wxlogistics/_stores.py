@@ -100,7 +100,7 @@ class TokenStore(Protocol):
         """Count one ``force_refresh`` call at ``now`` (epoch) if allowed.
 
         Returns 0 when counted, else the seconds to wait before one is allowed (nothing
-        counted). Enforces :data:`FORCE_REFRESH_PER_DAY` and :data:`FORCE_REFRESH_INTERVAL`.
+        counted). Enforces WeChat's limits: 20 a day, 30 s apart.
         """
         ...
 
