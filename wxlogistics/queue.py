@@ -249,7 +249,9 @@ async def _fill_failed_jobs(
             continue
         why = f"job failed: {type(info.result).__name__}: {info.result}"
         for order_id in missing:
-            outcome = QueuedOutcome(order_id=order_id, status="failed", error=why, job_try=0)
+            outcome = QueuedOutcome(
+                order_id=order_id, status="failed", error=why, job_try=0, final=False
+            )
             await pool.hsetnx(outcomes_key, order_id, outcome.to_json())
         filled = True
     return filled

@@ -1,0 +1,194 @@
+"""wxlogistics.queue: the job function, the outcomes hash and collect, on a real redis-server.
+
+The multi-process proof (2 workers, 5,000 cancels, faults, SIGKILL) is tests/test_queue_fleet.py.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+pytest.importorskip("arq")
+
+from arq import Retry
+
+import wxlogistics.queue as q
+from wxlogistics import CancelOrderRequest, ValidationError
+from wxlogistics.testing import FakeWeChat
+
+from . import redis_fixture
+
+redis_server = redis_fixture.redis_server
+redis_url = redis_fixture.redis_url
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"  # arq and redis.asyncio run on asyncio only
+
+
+@pytest.fixture
+async def pool(redis_url: str) -> AsyncIterator[Any]:
+    redis = await q.connect(redis_url)
+    try:
+        yield redis
+    finally:
+        await redis.aclose()
+
+
+def _ctx(pool: Any, client: Any, job_try: int, max_tries: int = 3) -> dict[str, Any]:
+    return {
+        "redis": pool,
+        "job_try": job_try,
+        q._CLIENT: client,
+        q._SETTINGS: {"concurrency": 5, "job_timeout": 30.0, "max_tries": max_tries},
+    }
+
+
+def _item(order_id: str) -> list[Any]:
+    return [order_id, "SF", "w-" + order_id, None]
+
+
+async def _stored(pool: Any, batch_id: str) -> dict[str, dict[str, Any]]:
+    raw = await pool.hgetall(f"wxlogistics:queue:{batch_id}:outcomes")
+    return {k.decode(): json.loads(v) for k, v in raw.items()}
+
+
+def test_import_wxlogistics_does_not_import_arq() -> None:
+    code = "import sys, wxlogistics; print('arq' in sys.modules, 'redis' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]
+
+
+async def test_first_try_records_each_outcome_by_status(pool: Any) -> None:
+    fake = FakeWeChat()
+    fake.add_waybill("ok", "SF", "w-ok")
+    fake.add_waybill("moved", "SF", "w-moved", state="has_traces")
+    fake.add_waybill("gone", "SF", "w-gone", state="cancelled")
+    async with fake.client() as client:
+        items = [_item("ok"), _item("moved"), _item("gone"), _item("unknown")]
+        counts = await q.cancel_chunk(_ctx(pool, client, job_try=1), "b1", items)
+    assert counts == {"cancelled": 1, "has_traces": 1, "already_cancelled": 1, "not_found": 1}
+    stored = await _stored(pool, "b1")
+    assert {k: v["status"] for k, v in stored.items()} == {
+        "ok": "cancelled",
+        "moved": "has_traces",
+        "gone": "already_cancelled",  # a first try: it was cancelled before this batch
+        "unknown": "not_found",
+    }
+    assert stored["moved"]["errcode"] == 9300506
+    assert all(v["job_try"] == 1 and v["final"] for v in stored.values())
+
+
+async def test_retried_job_counts_already_cancelled_as_cancelled_and_skips_recorded(
+    pool: Any,
+) -> None:
+    fake = FakeWeChat()
+    for order_id in ("a", "b", "c"):
+        fake.add_waybill(order_id, "SF", "w-" + order_id)
+    # The first run of the job died after recording "a" and after WeChat carried out "b".
+    await pool.hset(
+        "wxlogistics:queue:b2:outcomes",
+        "a",
+        q.QueuedOutcome(order_id="a", status="cancelled", errcode=0).to_json(),
+    )
+    fake.waybill("a").state = "cancelled"
+    fake.waybill("b").state = "cancelled"
+    async with fake.client() as client:
+        fake.reset_calls()
+        counts = await q.cancel_chunk(
+            _ctx(pool, client, job_try=2), "b2", [_item("a"), _item("b"), _item("c")]
+        )
+    assert counts == {"cancelled": 2}
+    sent = [call.body["order_id"] for call in fake.calls if call.path.endswith("/order/cancel")]
+    assert sorted(sent) == ["b", "c"]  # "a" was recorded: not sent again
+    stored = await _stored(pool, "b2")
+    assert stored["a"]["job_try"] == 1  # HSETNX: the first outcome stays
+    assert stored["b"] == {
+        "order_id": "b",
+        "status": "cancelled",
+        "errcode": 9300524,
+        "error": stored["b"]["error"],
+        "confirmed_by_retry": True,
+        "job_try": 2,
+        "final": True,
+    }
+    assert stored["b"]["error"].startswith("AlreadyCancelledError")
+    assert stored["c"]["status"] == "cancelled"
+    assert stored["c"]["confirmed_by_retry"] is False
+    assert fake.stats()["cancelled_twice"] == []
+
+
+async def test_transient_failure_asks_the_queue_to_retry_then_gives_up_on_the_last_try(
+    pool: Any,
+) -> None:
+    fake = FakeWeChat()
+    fake.add_waybill("x", "SF", "w-x")
+    fake.add_waybill("y", "SF", "w-y")
+    async with fake.client(max_retries=0) as client:
+        fake.fail_next(1, status=503)  # "x" or "y", whichever is sent first
+        with pytest.raises(Retry):
+            await q.cancel_chunk(_ctx(pool, client, job_try=1), "b3", [_item("x"), _item("y")])
+        stored = await _stored(pool, "b3")
+        assert len(stored) == 1  # the other one is recorded, the failed one is not
+        (failed,) = {"x", "y"} - set(stored)
+        fake.fail_next(1, status=503)
+        counts = await q.cancel_chunk(_ctx(pool, client, job_try=3), "b3", [_item("x"), _item("y")])
+    assert counts == {"failed": 1}
+    stored = await _stored(pool, "b3")
+    assert stored[failed]["status"] == "failed"
+    assert stored[failed]["final"] is False
+    assert stored[failed]["job_try"] == 3
+    assert "503" in stored[failed]["error"]
+
+
+async def test_enqueue_refuses_duplicate_order_ids_and_is_idempotent(pool: Any) -> None:
+    requests = [
+        CancelOrderRequest(order_id=f"o{i}", delivery_id="SF", waybill_id=f"w{i}") for i in range(7)
+    ]
+    with pytest.raises(ValidationError, match="o1"):
+        await q.enqueue_cancels(pool, [*requests, requests[1]], batch_id="dup")
+    assert await pool.zcard(q.QUEUE_NAME) == 0
+    assert await q.enqueue_cancels(pool, requests, batch_id="b4", chunk_size=3) == "b4"
+    await q.enqueue_cancels(pool, requests, batch_id="b4", chunk_size=3)
+    assert await pool.zcard(q.QUEUE_NAME) == 3  # 3 + 3 + 1 waybills; the second call added none
+    report = await q.collect(pool, "b4")
+    assert (report.total, len(report.outcomes), report.done) == (7, 0, False)
+
+
+async def test_collect_fills_in_the_waybills_of_a_job_that_failed_as_a_whole(
+    pool: Any, redis_url: str
+) -> None:
+    from arq.worker import Worker
+
+    requests = [
+        CancelOrderRequest(order_id=f"o{i}", delivery_id="SF", waybill_id=f"w{i}") for i in range(4)
+    ]
+    await q.enqueue_cancels(pool, requests, batch_id="b5", chunk_size=2)
+
+    async def broken(ctx: dict[str, Any], *args: Any) -> None:
+        raise RuntimeError("no client")
+
+    from arq.worker import func
+
+    worker = Worker(
+        functions=[func(broken, name=q.JOB_FUNCTION)],
+        queue_name=q.QUEUE_NAME,
+        redis_pool=pool,
+        burst=True,
+        poll_delay=0.05,
+        handle_signals=False,
+    )
+    await worker.async_run()
+    report = await q.collect(pool, "b5")
+    assert report.done
+    assert report.counts() == {"failed": 4}
+    assert all(o.job_try == 0 and not o.final for o in report.outcomes.values())
+    assert report.outcomes["o0"].error == "job failed: RuntimeError: no client"
