@@ -29,6 +29,7 @@ import asyncio  # noqa: TID251 - arq runs on asyncio only
 import contextlib
 import json
 import os
+import socket
 import sys
 import time
 import uuid
@@ -84,6 +85,7 @@ DEFAULT_RESULT_TTL = 86400
 _CLIENT = "wxlogistics_client"
 _STORE = "wxlogistics_store"
 _SETTINGS = "wxlogistics_queue"
+_WORKER = "wxlogistics_worker"
 
 
 @attrs.frozen(kw_only=True)
@@ -104,6 +106,10 @@ class QueuedOutcome:
     """The run of the job that recorded it (arq's ``job_try``; 0 when filled in by collect)."""
     final: bool = True
     """False when asking again later could end differently (gave up on a transient failure)."""
+    worker: str = ""
+    """``host:pid`` of the worker that recorded it (empty when filled in by collect)."""
+    recorded_at: float = 0.0
+    """When it was recorded (epoch seconds)."""
 
     def to_json(self) -> str:
         """The JSON stored in the outcomes hash."""
@@ -250,7 +256,12 @@ async def _fill_failed_jobs(
         why = f"job failed: {type(info.result).__name__}: {info.result}"
         for order_id in missing:
             outcome = QueuedOutcome(
-                order_id=order_id, status="failed", error=why, job_try=0, final=False
+                order_id=order_id,
+                status="failed",
+                error=why,
+                job_try=0,
+                final=False,
+                recorded_at=time.time(),
             )
             await pool.hsetnx(outcomes_key, order_id, outcome.to_json())
         filled = True
@@ -261,9 +272,10 @@ def _text(value: str | bytes) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-def _outcome_of(outcome: CancelOutcome, job_try: int) -> QueuedOutcome | None:
+def _outcome_of(outcome: CancelOutcome, job_try: int, worker: str) -> QueuedOutcome | None:
     """The outcome to record, or None if it is transient (the job is retried for it)."""
     order_id = outcome.request.order_id
+    stamp: dict[str, Any] = {"job_try": job_try, "worker": worker, "recorded_at": time.time()}
     result, error = outcome.result, outcome.error
     if result is not None:
         return QueuedOutcome(
@@ -271,7 +283,7 @@ def _outcome_of(outcome: CancelOutcome, job_try: int) -> QueuedOutcome | None:
             status="cancelled",
             errcode=result.errcode,
             confirmed_by_retry=result.confirmed_by_retry,
-            job_try=job_try,
+            **stamp,
         )
     assert error is not None
     text = f"{type(error).__name__}: {error}"
@@ -284,12 +296,12 @@ def _outcome_of(outcome: CancelOutcome, job_try: int) -> QueuedOutcome | None:
             errcode=errcode,
             error=text,
             confirmed_by_retry=True,
-            job_try=job_try,
+            **stamp,
         )
     if not outcome.final:
         return None
     return QueuedOutcome(
-        order_id=order_id, status=outcome.status, errcode=errcode, error=text, job_try=job_try
+        order_id=order_id, status=outcome.status, errcode=errcode, error=text, **stamp
     )
 
 
@@ -312,6 +324,7 @@ async def cancel_chunk(
     settings: dict[str, Any] = ctx[_SETTINGS]
     redis: Any = ctx["redis"]  # an ArqRedis
     job_try: int = ctx.get("job_try", 1)
+    worker: str = ctx.get(_WORKER, "")
     last_try = job_try >= settings["max_tries"]
     outcomes_key, _ = _keys(namespace, batch_id)
     recorded = await redis.hmget(outcomes_key, [item[0] for item in items])
@@ -331,7 +344,7 @@ async def cancel_chunk(
         counts[outcome.status] += 1
 
     async def take(outcome: CancelOutcome) -> None:
-        queued = _outcome_of(outcome, job_try)
+        queued = _outcome_of(outcome, job_try, worker)
         if queued is None:
             transient[outcome.request.order_id] = f"{type(outcome.error).__name__}: {outcome.error}"
         else:
@@ -355,7 +368,13 @@ async def cancel_chunk(
         why = transient.get(order_id, "not finished within the job's time")
         await record(
             QueuedOutcome(
-                order_id=order_id, status="failed", error=why, job_try=job_try, final=False
+                order_id=order_id,
+                status="failed",
+                error=why,
+                job_try=job_try,
+                final=False,
+                worker=worker,
+                recorded_at=time.time(),
             )
         )
     return dict(counts)
@@ -407,6 +426,7 @@ def worker_settings(
         store = RedisTokenStore(url, namespace=namespace)
         ctx[_STORE] = store
         ctx[_SETTINGS] = options
+        ctx[_WORKER] = f"{socket.gethostname()}:{os.getpid()}"
         ctx[_CLIENT] = AsyncLogistics(
             appid,
             hidden.value,
