@@ -9,6 +9,7 @@ import json
 import subprocess
 import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -192,3 +193,17 @@ async def test_collect_fills_in_the_waybills_of_a_job_that_failed_as_a_whole(
     assert report.counts() == {"failed": 4}
     assert all(o.job_try == 0 and not o.final for o in report.outcomes.values())
     assert report.outcomes["o0"].error == "job failed: RuntimeError: no client"
+
+
+def test_example_runs_as_it_is(redis_url: str) -> None:
+    example = Path(__file__).resolve().parent.parent / "examples" / "queue_cancel.py"
+    out = subprocess.run(
+        [sys.executable, str(example), "--redis", redis_url, "--count", "300"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0].endswith("300/300 outcomes {'cancelled': 300}")
+    assert lines[2] == "token fetches at WeChat: 1"

@@ -337,10 +337,13 @@ async def cancel_chunk(
     transient: dict[str, str] = {}
 
     async def record(outcome: QueuedOutcome) -> None:
-        async with redis.pipeline(transaction=True) as pipe:
-            pipe.hsetnx(outcomes_key, outcome.order_id, outcome.to_json())
-            pipe.expire(outcomes_key, result_ttl)
-            await pipe.execute()
+        if counts:
+            await redis.hsetnx(outcomes_key, outcome.order_id, outcome.to_json())
+        else:  # this run's first write: (re)arm the hash's expiry, in one round trip
+            async with redis.pipeline(transaction=False) as pipe:
+                pipe.hsetnx(outcomes_key, outcome.order_id, outcome.to_json())
+                pipe.expire(outcomes_key, result_ttl)
+                await pipe.execute()
         counts[outcome.status] += 1
 
     async def take(outcome: CancelOutcome) -> None:
