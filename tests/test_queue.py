@@ -6,6 +6,7 @@ The multi-process proof (2 workers, 5,000 cancels, faults, SIGKILL) is tests/tes
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -207,3 +208,20 @@ def test_example_runs_as_it_is(redis_url: str) -> None:
     lines = out.stdout.splitlines()
     assert lines[0].endswith("300/300 outcomes {'cancelled': 300}")
     assert lines[2] == "token fetches at WeChat: 1"
+
+
+async def test_worker_keeps_the_secret_out_of_settings_and_ctx(redis_url: str) -> None:
+    settings = q.worker_settings(
+        redis_url=redis_url, appid="wxfake0000000000", secret="s3cr3t-value", base_url=None
+    )
+    assert "s3cr3t-value" not in repr(settings)
+    ctx: dict[str, Any] = {}
+    await settings["on_startup"](ctx)
+    try:
+        # ctx is a frame local of every job (error trackers record it): no secret in it.
+        assert "s3cr3t-value" not in repr({k: v for k, v in ctx.items() if k != q._CLIENT})
+        assert "s3cr3t-value" not in repr(ctx[q._CLIENT])
+        assert ctx[q._WORKER].endswith(f":{os.getpid()}")
+    finally:
+        await settings["on_shutdown"](ctx)
+    assert ctx == {q._SETTINGS: ctx[q._SETTINGS], q._WORKER: ctx[q._WORKER]}
