@@ -225,3 +225,10 @@ async def test_worker_keeps_the_secret_out_of_settings_and_ctx(redis_url: str) -
     finally:
         await settings["on_shutdown"](ctx)
     assert ctx == {q._SETTINGS: ctx[q._SETTINGS], q._WORKER: ctx[q._WORKER]}
+
+
+def test_stored_outcome_round_trips_and_ignores_fields_of_a_newer_worker() -> None:
+    outcome = q.QueuedOutcome(order_id="o", status="cancelled", errcode=0, job_try=2)
+    assert q.QueuedOutcome.from_json(outcome.to_json()) == outcome
+    newer = json.dumps({**json.loads(outcome.to_json()), "carrier_ref": "x"})
+    assert q.QueuedOutcome.from_json(newer.encode()) == outcome

@@ -117,8 +117,9 @@ class QueuedOutcome:
 
     @classmethod
     def from_json(cls, data: str | bytes) -> QueuedOutcome:
-        """Read one stored outcome back."""
-        return cls(**json.loads(data))
+        """Read one stored outcome back (fields it does not know, from a newer worker, ignored)."""
+        known = {field.name for field in attrs.fields(cls)}
+        return cls(**{k: v for k, v in json.loads(data).items() if k in known})
 
 
 @attrs.frozen(kw_only=True)
