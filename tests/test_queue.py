@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 
 pytest.importorskip("arq")
@@ -232,3 +233,26 @@ def test_stored_outcome_round_trips_and_ignores_fields_of_a_newer_worker() -> No
     assert q.QueuedOutcome.from_json(outcome.to_json()) == outcome
     newer = json.dumps({**json.loads(outcome.to_json()), "carrier_ref": "x"})
     assert q.QueuedOutcome.from_json(newer.encode()) == outcome
+
+
+async def test_a_job_stops_at_its_deadline_cutting_a_hung_cancel_then_the_retry_settles_it(
+    pool: Any,
+) -> None:
+    fake = FakeWeChat()
+    fake.add_waybill("fast", "SF", "w-fast")
+    fake.add_waybill("hung", "SF", "w-hung")
+    async with fake.client() as client:
+        await client.get_access_token()
+        fake.fail_next(1, latency=30.0)  # the first cancel sent hangs 30 s
+        ctx = _ctx(pool, client, job_try=1)
+        ctx[q._SETTINGS]["job_timeout"] = 1.0
+        ctx[q._SETTINGS]["concurrency"] = 1  # "hung" is sent first, alone
+        with anyio.fail_after(5):  # 0.75 s, not 30 s: the hung cancel is cut
+            with pytest.raises(Retry):
+                await q.cancel_chunk(ctx, "b6", [_item("hung"), _item("fast")])
+        assert await _stored(pool, "b6") == {}  # "fast" never started: the deadline came first
+        counts = await q.cancel_chunk(
+            _ctx(pool, client, job_try=2), "b6", [_item("hung"), _item("fast")]
+        )
+    assert counts == {"cancelled": 2}
+    assert fake.stats()["cancelled_twice"] == []
