@@ -159,6 +159,11 @@ def test_two_workers_5000_cancels_with_faults_and_a_sigkill(
         "seconds_total": round(finished - started, 2),
         "seconds_after_kill": round(finished - killed_at, 2),
         "cancels_per_s_before_kill": round(at_kill / (killed_at - started)),
+        # From the first outcome recorded (the workers started, token fetched) to the kill.
+        "cancels_per_s_both_running": round(
+            sum(o.recorded_at <= killed_wall for o in report.outcomes.values())
+            / (killed_wall - min(o.recorded_at for o in report.outcomes.values()))
+        ),
         "cancel_requests": stats["cancel_requests"],
         "token_fetches": stats["token_fetches"],
         "retried_job_outcomes": len(retried),
