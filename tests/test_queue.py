@@ -19,6 +19,7 @@ import pytest
 pytest.importorskip("arq")
 
 from arq import Retry
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 import wxlogistics.queue as q
 from wxlogistics import CancelOrderRequest, ValidationError
@@ -256,3 +257,64 @@ async def test_a_job_stops_at_its_deadline_cutting_a_hung_cancel_then_the_retry_
         )
     assert counts == {"cancelled": 2}
     assert fake.stats()["cancelled_twice"] == []
+
+
+class _RedisDownFor:
+    """The worker's Redis, failing the write of one order_id's outcome (a dropped connection)."""
+
+    def __init__(self, pool: Any, order_id: str) -> None:
+        self._pool = pool
+        self._order_id = order_id
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._pool, name)
+
+    def pipeline(self, **kwargs: Any) -> Any:
+        return _Pipe(self._pool.pipeline(**kwargs), self._order_id)
+
+
+class _Pipe:
+    def __init__(self, pipe: Any, order_id: str) -> None:
+        self._pipe = pipe
+        self._order_id = order_id
+        self._fail = False
+
+    async def __aenter__(self) -> _Pipe:
+        await self._pipe.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._pipe.__aexit__(*exc)
+
+    def hsetnx(self, key: str, field: str, value: str) -> None:
+        self._fail |= field == self._order_id
+        self._pipe.hsetnx(key, field, value)
+
+    def expire(self, key: str, seconds: int) -> None:
+        self._pipe.expire(key, seconds)
+
+    async def execute(self) -> Any:
+        if self._fail:
+            raise RedisConnectionError("Connection closed by server.")
+        return await self._pipe.execute()
+
+
+async def test_an_outcome_redis_could_not_record_is_retried_by_the_queue(pool: Any) -> None:
+    fake = FakeWeChat()
+    fake.add_waybill("good", "SF", "w-good")
+    fake.add_waybill("lost", "SF", "w-lost")
+    async with fake.client() as client:
+        ctx = _ctx(pool, client, job_try=1)
+        ctx["redis"] = _RedisDownFor(pool, "lost")
+        with pytest.raises(Retry):
+            await q.cancel_chunk(ctx, "b7", [_item("good"), _item("lost")])
+        assert set(await _stored(pool, "b7")) == {"good"}
+        assert fake.waybill("lost").state == "cancelled"  # carried out, not recorded
+        counts = await q.cancel_chunk(
+            _ctx(pool, client, job_try=2), "b7", [_item("good"), _item("lost")]
+        )
+    assert counts == {"cancelled": 1}
+    stored = await _stored(pool, "b7")
+    assert stored["lost"]["confirmed_by_retry"] is True
+    assert stored["lost"]["errcode"] == 9300524
+    assert await pool.ttl("wxlogistics:queue:b7:outcomes") > 0

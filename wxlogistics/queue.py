@@ -45,6 +45,7 @@ try:
     from arq.connections import ArqRedis, RedisSettings, create_pool
     from arq.jobs import Job, JobStatus
     from arq.worker import Worker, func
+    from redis.exceptions import RedisError
 except ImportError as exc:  # pragma: no cover - depends on the installation
     raise ImportError("wxlogistics.queue needs arq: pip install 'wxlogistics[queue]'") from exc
 
@@ -339,21 +340,23 @@ async def cancel_chunk(
     transient: dict[str, str] = {}
 
     async def record(outcome: QueuedOutcome) -> None:
-        if counts:
-            await redis.hsetnx(outcomes_key, outcome.order_id, outcome.to_json())
-        else:  # this run's first write: (re)arm the hash's expiry, in one round trip
-            async with redis.pipeline(transaction=False) as pipe:
-                pipe.hsetnx(outcomes_key, outcome.order_id, outcome.to_json())
-                pipe.expire(outcomes_key, result_ttl)
-                await pipe.execute()
-        counts[outcome.status] += 1
+        async with redis.pipeline(transaction=False) as pipe:  # one round trip
+            pipe.hsetnx(outcomes_key, outcome.order_id, outcome.to_json())
+            pipe.expire(outcomes_key, result_ttl)
+            added, _ = await pipe.execute()
+        if added:  # else another run recorded it first (HSETNX): that one stands
+            counts[outcome.status] += 1
 
     async def take(outcome: CancelOutcome) -> None:
+        order_id = outcome.request.order_id
         queued = _outcome_of(outcome, job_try, worker)
         if queued is None:
-            transient[outcome.request.order_id] = f"{type(outcome.error).__name__}: {outcome.error}"
-        else:
+            transient[order_id] = f"{type(outcome.error).__name__}: {outcome.error}"
+            return
+        try:
             await record(queued)
+        except (RedisError, OSError) as exc:  # Redis down: the queue's retry records it later
+            transient[order_id] = f"could not record the outcome: {type(exc).__name__}: {exc}"
 
     limiter = anyio.CapacityLimiter(settings["concurrency"])
 
