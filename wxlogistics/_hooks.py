@@ -43,7 +43,7 @@ class CallEvent:
     Sent once per business call (``cancel_order``, ``get_path``...), after its last attempt,
     retries and token replay included. Not sent for token-endpoint requests (see
     :class:`TokenEvent`), nor for a call cancelled by its caller (its own deadline), nor for
-    one refused before any attempt because the client was closed at the time of the call.
+    one refused before any attempt (invalid arguments, or the client closed already).
     """
 
     endpoint: str
