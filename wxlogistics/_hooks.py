@@ -64,7 +64,7 @@ class CallEvent:
     and between retries included."""
     may_have_been_sent: bool
     """True when WeChat may have carried the call out (always for a success); as
-    :attr:`WxLogisticsError.may_have_been_sent` for a failure."""
+    the error's ``may_have_been_sent`` for a failure."""
 
     @property
     def ok(self) -> bool:
