@@ -50,6 +50,7 @@ from ._exceptions import (
     WaybillPendingError,
     WxLogisticsError,
 )
+from ._hooks import CallEvent, Hooks, LeaseWaitEvent, RetryEvent, TokenEvent
 from ._models import (
     Account,
     AddOrderResult,
@@ -154,6 +155,11 @@ __all__ = [
     "CancelOutcome",
     "CancelStatus",
     "CallableTokenSource",
+    "CallEvent",
+    "Hooks",
+    "LeaseWaitEvent",
+    "RetryEvent",
+    "TokenEvent",
     "CarrierError",
     "ClassicTokenSource",
     "CloudRunOpenAPIError",

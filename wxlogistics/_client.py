@@ -18,6 +18,7 @@ from ._constants import (
     __version__,
 )
 from ._exceptions import ClientClosedError, CloudRunOpenAPIError, ValidationError
+from ._hooks import Hooks
 from ._models import CancelOrderRequest
 from ._redact import install_httpx_log_filter
 from ._resources import (
@@ -118,6 +119,8 @@ class AsyncLogistics(
             ``http_client``.
         token_refresh_margin: Refresh a token this many seconds before it expires.
         clock: Monotonic clock for token expiry (for tests).
+        hooks: :class:`Hooks`, callbacks called with an event per finished call, retry,
+            token fetch and lease wait (docs/observability.md). Default: none, at no cost.
     """
 
     def __init__(
@@ -136,6 +139,7 @@ class AsyncLogistics(
         transport: httpx.AsyncBaseTransport | None = None,
         token_refresh_margin: float = DEFAULT_REFRESH_MARGIN,
         clock: Callable[[], float] | None = None,
+        hooks: Hooks | None = None,
     ) -> None:
         self._closed = True  # until constructed: __del__ must not warn about a failed __init__
         self._wire: WireTransport | None = None
@@ -155,6 +159,7 @@ class AsyncLogistics(
                 transport=transport,
                 token_refresh_margin=token_refresh_margin,
                 clock=clock,
+                hooks=hooks,
             )
         except ValidationError as exc:
             # Raised afresh from this frame, with the secret and the URL dropped first:
@@ -181,7 +186,10 @@ class AsyncLogistics(
         transport: httpx.AsyncBaseTransport | None,
         token_refresh_margin: float,
         clock: Callable[[], float] | None,
+        hooks: Hooks | None = None,
     ) -> None:
+        if hooks is not None and not isinstance(hooks, Hooks):
+            raise ValidationError(f"hooks must be a Hooks, not {type(hooks).__name__}")
         cloudrun = token_source == "cloudrun"
         if base_url is None:
             base_url = os.environ.get("WX_BASE_URL") or (
@@ -289,6 +297,7 @@ class AsyncLogistics(
             clock=clock if clock is not None else time.monotonic,
             store=token_store,
             store_key=key,
+            hooks=hooks,
         )
         self._transport = Transport(
             http=http_client,
@@ -301,6 +310,7 @@ class AsyncLogistics(
             user_agent=f"wxlogistics/{__version__}",
             max_concurrency=max_connections,
             errcode_overrides={41001: CloudRunOpenAPIError} if cloudrun else None,
+            hooks=hooks,
         )
         self._tokens.attach(self._transport)
         install_httpx_log_filter()

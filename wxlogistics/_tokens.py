@@ -23,7 +23,7 @@ import math
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from types import TracebackType
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 
 import anyio
 import attrs
@@ -35,6 +35,7 @@ from ._exceptions import (
     ValidationError,
     WxLogisticsError,
 )
+from ._hooks import Hooks, LeaseWaitOutcome, emit_lease_wait, emit_token, source_name
 from ._stores import (
     DEFAULT_LEASE_TTL,
     DEFAULT_LEASE_WAIT,
@@ -375,6 +376,7 @@ class TokenCache:
         lease_ttl: float | None = None,
         lease_wait: float | None = None,
         wall_clock: Callable[[], float] = time.time,
+        hooks: Hooks | None = None,
     ) -> None:
         if store is not None and not store_key:
             raise ValidationError("a token store needs a key (store_key)")
@@ -403,6 +405,8 @@ class TokenCache:
         self._store_warned_at: float | None = None
         self._limiter = MemoryTokenStore(clock=wall_clock)  # force_refresh without a store
         self._endpoint: TokenEndpoint | None = None
+        self._hooks = None if hooks is None or hooks.empty else hooks
+        self._had_token = False  # a token was published before: the next is a refresh
         self.fetch_count = 0
         """How many tokens this cache has fetched from its source (for tests and metrics)."""
         self.store_hits = 0
@@ -492,13 +496,23 @@ class TokenCache:
                 f" next allowed in {wait:.0f}s",
                 retry_after=wait,
             )
+        hooks = self._hooks
+        started = time.perf_counter()
         # Not fail_after: its TimeoutError would chain the cancelled frames (the secret's).
-        with anyio.move_on_after(self._fetch_timeout) as bound:
-            issued = await source.fetch_forced(endpoint)
+        try:
+            with anyio.move_on_after(self._fetch_timeout) as bound:
+                issued = await source.fetch_forced(endpoint)
+        except Exception as exc:
+            if hooks is not None:
+                self._token_failed(hooks, started, exc)
+            raise
         if bound.cancelled_caught:
-            raise RequestTimeoutError(
+            error = RequestTimeoutError(
                 f"the forced token refresh took longer than {self._fetch_timeout:g}s"
             )
+            if hooks is not None:
+                self._token_failed(hooks, started, error)
+            raise error
         self.fetch_count += 1
         stored = self._stored_from(issued)
         if self.store is not None:
@@ -506,7 +520,11 @@ class TokenCache:
                 stored = await self.store.save(key, stored)
             except TokenStoreError as exc:
                 self._store_failed(exc)
-        return self._publish_stored(stored)
+        token = self._publish_stored(stored)
+        if hooks is not None:
+            self._token_got(hooks, started, token, from_store=False, kind="refreshed")
+        self._had_token = True
+        return token
 
     async def _refresh_early(
         self, endpoint: TokenEndpoint, token: AccessToken, now: float
@@ -554,6 +572,9 @@ class TokenCache:
         nor error, which tells its waiters to take over. Errors are returned, to be raised
         outside any ``except`` (so nothing is chained to them) from frames without secrets.
         """
+        hooks = self._hooks
+        started = time.perf_counter()
+        hits = self.store_hits
         try:
             # Not fail_after: its TimeoutError would chain the cancelled frames (which held
             # the secret) to the error raised, as its __context__.
@@ -566,15 +587,22 @@ class TokenCache:
                 flight.error = RequestTimeoutError(
                     f"fetching an access token took longer than {self._fetch_timeout:g}s"
                 )
+                if hooks is not None:
+                    self._token_failed(hooks, started, flight.error)
                 return flight.error
             if self.store is None:
                 flight.token = self._publish(issued)
             else:
                 flight.token = self._publish_stored(stored)
+            if hooks is not None:
+                self._token_got(hooks, started, flight.token, from_store=self.store_hits > hits)
+            self._had_token = True
             return flight.token
         except Exception as exc:
             flight.error = exc
             flight.error_tb = exc.__traceback__
+            if hooks is not None:
+                self._token_failed(hooks, started, exc)
             return exc
         finally:
             if self._flight is flight:
@@ -610,25 +638,36 @@ class TokenCache:
     ) -> StoredToken:
         deadline = anyio.current_time() + self._lease_wait
         pause = 0.01
+        waited_since: float | None = None  # set once this process waits for another's lease
         while True:
             stored = await store.load(key)
             if self._usable(stored, failed, fresh=True):
                 assert stored is not None
                 self.store_hits += 1
+                if waited_since is not None:
+                    self._lease_waited(key, waited_since, "adopted")
                 return stored
             lease = await store.acquire_lease(key, self._lease_ttl)
             if lease is not None:
+                if waited_since is not None:
+                    self._lease_waited(key, waited_since, "acquired")
                 return await self._fetch_under_lease(endpoint, store, key, failed, lease)
             # Another process is refreshing. A still valid token will do meanwhile.
             if self._usable(stored, failed, fresh=False):
                 assert stored is not None
                 self.store_hits += 1
+                if waited_since is not None:
+                    self._lease_waited(key, waited_since, "adopted")
                 return stored
             if anyio.current_time() >= deadline:
+                if waited_since is not None:
+                    self._lease_waited(key, waited_since, "timed_out")
                 raise TokenLeaseTimeoutError(
                     f"another process held the token refresh lease of {key!r} and no new token"
                     f" appeared within {self._lease_wait:g}s"
                 )
+            if waited_since is None:
+                waited_since = time.perf_counter()
             await anyio.sleep(pause)
             pause = min(pause * 2, 0.2)
 
@@ -688,6 +727,47 @@ class TokenCache:
         )
         self._token = token
         return token
+
+    # -- hooks (called only when some are set) ---------------------------------------------------
+
+    def _token_got(
+        self,
+        hooks: Hooks,
+        started: float,
+        token: AccessToken,
+        *,
+        from_store: bool,
+        kind: Literal["fetched", "refreshed"] | None = None,
+    ) -> None:
+        emit_token(
+            hooks,
+            source=source_name(self.source),
+            kind=kind or ("refreshed" if self._had_token else "fetched"),
+            latency_s=time.perf_counter() - started,
+            expires_in_s=max(0.0, token.expires_at - self._clock()),
+            from_store=from_store,
+        )
+
+    def _token_failed(self, hooks: Hooks, started: float, error: BaseException) -> None:
+        emit_token(
+            hooks,
+            source=source_name(self.source),
+            kind="failed",
+            latency_s=time.perf_counter() - started,
+            expires_in_s=None,
+            error=error,
+        )
+
+    def _lease_waited(self, key: str, since: float, outcome: LeaseWaitOutcome) -> None:
+        hooks = self._hooks
+        if hooks is not None:
+            emit_lease_wait(
+                hooks,
+                source=source_name(self.source),
+                key=key,
+                waited_s=time.perf_counter() - since,
+                outcome=outcome,
+            )
 
     def _store_failed(self, error: TokenStoreError) -> None:
         now = self._clock()

@@ -33,6 +33,7 @@ from ._exceptions import (
     api_error,
     token_endpoint_error,
 )
+from ._hooks import Hooks, emit_call, emit_retry, endpoint_name
 from ._redact import redact
 from ._retry import RetryPolicy
 from ._tokens import AccessToken, TokenCache
@@ -135,6 +136,7 @@ class Transport:
         max_concurrency: int,
         close_grace: float = DEFAULT_CLOSE_GRACE,
         errcode_overrides: Mapping[int, type[APIError]] | None = None,
+        hooks: Hooks | None = None,
     ) -> None:
         import httpx
 
@@ -192,6 +194,8 @@ class Transport:
         self._errcode_overrides = dict(errcode_overrides or {})
         self._closed = False
         self._inflight = 0
+        # None unless a callback is set: the hot path checks this one attribute per call.
+        self._hooks = None if hooks is None or hooks.empty else hooks
         self._drained: anyio.Event | None = None
 
     @property
@@ -259,6 +263,8 @@ class Transport:
         For callers on the hot path that raise the error themselves (from a frame holding no
         URL or token), one coroutine fewer than :meth:`call`.
         """
+        if self._hooks is not None:  # the only cost of hooks on a call without any
+            return self._observed(endpoint, body, self._hooks)
         return self._attempts(
             endpoint.method,
             endpoint.path,
@@ -267,6 +273,32 @@ class Transport:
             done=endpoint.done_errcodes,
             errcodes=endpoint.errcodes,
         )
+
+    async def _observed(
+        self, endpoint: Endpoint, body: bytes | None, hooks: Hooks
+    ) -> dict[str, Any] | WxLogisticsError:
+        """The request loop with hooks: retries reported as they happen, then the call."""
+        name = getattr(endpoint, "name", None) or endpoint_name(endpoint.path)
+        observer = _Observer(hooks, name)
+        started = time.perf_counter()
+        outcome = await self._attempts(
+            endpoint.method,
+            endpoint.path,
+            body,
+            idempotent=endpoint.idempotent,
+            done=endpoint.done_errcodes,
+            errcodes=endpoint.errcodes,
+            observer=observer,
+        )
+        emit_call(
+            hooks,
+            endpoint=name,
+            path=endpoint.path,
+            outcome=outcome,
+            attempts=observer.attempts,
+            latency_s=time.perf_counter() - started,
+        )
+        return outcome
 
     async def call_token_endpoint(
         self,
@@ -284,7 +316,11 @@ class Transport:
         query = "?" + urlencode(params) if params else ""
         body = encode_json(json) if json is not None else None
         del params, json  # they hold the secret; the frame that raises must not
-        outcome = await self._attempts(method, path, body, idempotent=True, query=query)
+        hooks = self._hooks
+        observer = None if hooks is None else _Observer(hooks, endpoint_name(path))
+        outcome = await self._attempts(
+            method, path, body, idempotent=True, query=query, observer=observer
+        )
         del query, body
         if isinstance(outcome, WxLogisticsError):
             raise outcome
@@ -302,6 +338,7 @@ class Transport:
         query: str | None = None,
         done: frozenset[int] = frozenset(),
         errcodes: Mapping[int, type[APIError]] = COMMON_ERRCODES,
+        observer: _Observer | None = None,
     ) -> dict[str, Any] | WxLogisticsError:
         """The one request loop: attempts, retries, the token replay. Returns what to raise.
 
@@ -310,6 +347,7 @@ class Transport:
         Errors are returned, not raised, so that the frame which raises them holds no URL or
         raw payload: error trackers that record local variables must not see a secret.
         ``errcodes`` maps a business errcode to its exception class (the endpoint's table).
+        ``observer`` (only with hooks) counts the attempts and reports each retry.
         """
         tokens = self.tokens if query is None else None
         retries = 0
@@ -418,6 +456,8 @@ class Transport:
                 tokens.invalidate(token)
                 if not replayed:
                     replayed = True
+                    if observer is not None:
+                        observer.retrying(path, 0.0, error)
                     continue
                 return error
             if self._closed:
@@ -426,6 +466,8 @@ class Transport:
             if delay is None:
                 return error
             retries += 1
+            if observer is not None:
+                observer.retrying(path, delay, error)
             if _logger.isEnabledFor(_DEBUG):
                 _logger.debug("retrying %s in %.2fs (retry %d)", path, delay, retries)
             await anyio.sleep(delay)
@@ -570,6 +612,29 @@ class Transport:
         elapsed = (time.perf_counter() - started) * 1000
         extra = " (token replay)" if replayed else ""
         _logger.debug("%s attempt=%d%s %s %.1fms", path, retries + 1, extra, what, elapsed)
+
+
+class _Observer:
+    """One call's attempts, counted for its hooks (made only when hooks are set)."""
+
+    __slots__ = ("attempts", "hooks", "name")
+
+    def __init__(self, hooks: Hooks, name: str) -> None:
+        self.hooks = hooks
+        self.name = name
+        self.attempts = 1
+
+    def retrying(self, path: str, delay: float, error: WxLogisticsError) -> None:
+        """Another attempt follows ``error`` after ``delay`` seconds."""
+        self.attempts += 1
+        emit_retry(
+            self.hooks,
+            endpoint=self.name,
+            path=path,
+            attempt=self.attempts,
+            delay_s=delay,
+            error=error,
+        )
 
 
 def _retry_after_seconds(value: str | None) -> float | None:
