@@ -202,6 +202,8 @@ def early_exit_output(printed: str) -> None:
 
 EXPECTED_OUTPUT: dict[tuple[str, str], list[str] | Callable[[str], None]] = {
     ("README.md", "except AlreadyCancelledError"): ["cancelled: ok 0"],
+    ("docs/observability.md", "retries.append"): ["['cancelOrder'] 1 []"],
+    ("docs/observability.md", "send.send_nowait(event)"): ["cancelOrder True 1"],
     ("README.md", "SENDER = Address("): lambda out: _every_endpoint(out),
     ("README.md", "async def cancel_file"): [
         "o1 cancelled",
