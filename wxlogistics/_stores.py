@@ -12,7 +12,7 @@ own, with no store call at all.
 
 from __future__ import annotations
 
-import secrets as _secrets
+import os
 import time
 from collections import deque
 from collections.abc import Callable
@@ -176,7 +176,7 @@ class MemoryTokenStore:
         held = self._leases.get(key)
         if held is not None and held[1] > now:
             return None
-        lease = _secrets.token_hex(16)
+        lease = os.urandom(16).hex()
         self._leases[key] = (lease, now + ttl)
         return lease
 
@@ -197,4 +197,4 @@ class MemoryTokenStore:
 
 def new_lease_id() -> str:
     """A unique lease value (random: a lease from another process never matches)."""
-    return _secrets.token_hex(16)
+    return os.urandom(16).hex()

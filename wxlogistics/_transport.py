@@ -9,7 +9,6 @@ hold no URL.
 
 from __future__ import annotations
 
-import email.utils
 import json
 import logging
 import threading
@@ -645,6 +644,8 @@ def _retry_after_seconds(value: str | None) -> float | None:
     if value.isdigit():
         return float(min(int(value), 86_400))
     try:
+        import email.utils  # rare (an HTTP-date Retry-After): not at import time
+
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
