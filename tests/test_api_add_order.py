@@ -212,11 +212,14 @@ async def test_refusals_raise_without_lookup(answer: dict[str, Any], cls: type) 
     assert (add.call_count, get.call_count) == (1, 0)
 
 
-async def test_unparseable_success_is_a_response_error() -> None:
+async def test_unparseable_success_is_looked_up_not_reported_as_not_sent() -> None:
+    """errcode 0 in a shape we cannot read: the waybill exists, so it is looked up; here the
+    lookup finds nothing usable, so the outcome is unknown (never "not sent")."""
     router, _, _ = _routes([_json({"waybill_id": "1", "waybill_data": "not a list"})])
     async with wired(router) as client:
-        with pytest.raises(ResponseError):
+        with pytest.raises(OutcomeUnknownError) as info:
             await client.add_order(**ADD_ARGS)
+    assert isinstance(info.value.__cause__, ResponseError)
 
 
 async def test_models_are_accepted_as_well_as_dicts() -> None:

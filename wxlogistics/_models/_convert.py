@@ -87,7 +87,24 @@ def _build() -> tuple[cattrs.Converter, cattrs.Converter]:
 
         return unstructure
 
+    def request_hook(cls: type[Any]) -> Callable[[Any, Any], Any]:
+        base = make_dict_structure_fn(
+            cls,
+            requests,
+            _cattrs_forbid_extra_keys=True,
+        )
+
+        def structure(value: Any, _: Any) -> Any:
+            if isinstance(value, cls):
+                return value  # a model inside a dict argument is taken as it is
+            if not isinstance(value, Mapping):
+                raise TypeError(f"expected a {cls.__name__} or a dict, not {type(value).__name__}")
+            return base(value, cls)
+
+        return structure
+
     results.register_structure_hook_factory(_has_extra, result_hook)
+    requests.register_structure_hook_factory(attrs.has, request_hook)
     requests.register_unstructure_hook_factory(attrs.has, body_hook)
     _converters = (results, requests)
     return _converters
@@ -143,7 +160,7 @@ def structure_request(cls: type[T], value: object, name: str) -> T:
         raise ValidationError(
             f"{name} has unknown fields {sorted(exc.extra_fields)!r} (WeChat's names expected)"
         ) from None
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, AttributeError) as exc:
         raise ValidationError(f"{name}: {exc}") from None
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from wxlogistics._endpoints import BIND_ACCOUNT, GET_ALL_ACCOUNT
+from wxlogistics._exceptions import ValidationError
 from wxlogistics._models._common import ApiResult
 from wxlogistics._models.accounts import BindAccountRequest, GetAllAccountResult
 
@@ -36,14 +37,21 @@ class AccountsResource(Resource):
             DeliveryNotFoundError, APIError: refusals.
             TransportError, ResponseError: the network or the answer failed, after retries.
         """
-        request = BindAccountRequest(
-            type=type,
-            biz_id=biz_id,
-            delivery_id=delivery_id,
-            password=password,
-            remark_content=remark_content,
-        )
+        error: ValidationError | None = None
+        try:
+            request = BindAccountRequest(
+                type=type,
+                biz_id=biz_id,
+                delivery_id=delivery_id,
+                password=password,
+                remark_content=remark_content,
+            )
+        except ValidationError as exc:
+            # Raised afresh: the frames of the model's checks hold the password.
+            error = ValidationError(*exc.args)
         del password
+        if error is not None:
+            raise error
         return await self._request(BIND_ACCOUNT, request, ApiResult)
 
     async def get_all_account(self) -> GetAllAccountResult:

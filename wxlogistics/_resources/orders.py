@@ -11,6 +11,7 @@ from wxlogistics._exceptions import (
     ClientClosedError,
     OrderNotFoundError,
     OutcomeUnknownError,
+    ResponseError,
     ValidationError,
     WaybillNotFoundError,
     WxLogisticsError,
@@ -113,8 +114,14 @@ class OrdersResource(Resource):
         self._check_open()
         outcome = await self._transport.attempts(ADD_ORDER, encode_json(to_body(request)))
         if not isinstance(outcome, WxLogisticsError):
-            return structure_result(outcome, AddOrderResult, ADD_ORDER.path)
-        if not needs_reconcile(outcome):
+            try:
+                return structure_result(outcome, AddOrderResult, ADD_ORDER.path)
+            except ResponseError as exc:
+                # WeChat said yes (errcode 0) in a shape we cannot read: the waybill exists,
+                # so look it up rather than let the caller create a second one.
+                exc.may_have_been_sent = True
+                outcome = exc
+        elif not needs_reconcile(outcome):
             raise outcome  # this frame holds no URL, token or raw payload
         return await self._reconcile(request, outcome)
 
@@ -130,6 +137,9 @@ class OrdersResource(Resource):
             pass  # nothing found
         except WxLogisticsError as exc:
             lookup_error = exc
+        if found is not None and found.waybill_id and found.order_status == 1:
+            # The order id belongs to a cancelled waybill: nothing to ship against.
+            raise error
         if found is not None and found.waybill_id:
             return AddOrderResult(
                 order_id=found.order_id or request.order_id,
