@@ -100,3 +100,15 @@ def test_models_inside_dict_arguments_are_accepted() -> None:
 def test_a_malformed_nested_list_is_a_validation_error(detail_list: object) -> None:
     with pytest.raises(wx.ValidationError):
         AddOrderRequest(**{**KW, "cargo": {**CARGO, "detail_list": detail_list}})
+
+
+@pytest.mark.parametrize(
+    ("value", "expires_in"),
+    [(12345, 7200), ("", 7200), (" padded", 7200), ("TOKEN-ok", float("nan")), ("T-ok", -1)],
+)
+def test_a_token_source_handing_over_junk_is_refused(value: Any, expires_in: float) -> None:
+    """A CallableTokenSource (or any source) returning a junk token: ValidationError, not a
+    TypeError later nor a token that is fetched again on every call."""
+    with pytest.raises(wx.ValidationError) as info:
+        wx.IssuedToken(value=value, expires_in=expires_in)
+    assert "TOKEN-ok" not in str(info.value)

@@ -95,12 +95,35 @@ class TokenEndpoint(Protocol):
 
 @attrs.frozen(kw_only=True)
 class IssuedToken:
-    """A token as a source hands it over: its value and its lifetime in seconds."""
+    """A token as a source hands it over: its value and its lifetime in seconds.
 
-    value: str = attrs.field(repr=False)
+    Checked on construction (a source of your own gets a :class:`ValidationError` for a value
+    that is not a non-empty str, or a lifetime that is not a number above 0, NaN refused); the
+    message never shows the value.
+    """
+
+    value: str = attrs.field(repr=False, validator=lambda _i, _a, v: _check_token_value(v))
     """The access token itself. Never shown in a repr."""
-    expires_in: float
+    expires_in: float = attrs.field(validator=lambda _i, _a, v: _check_lifetime(v))
     """Seconds the token stays valid, counted from when it was issued."""
+
+
+def _check_token_value(value: object) -> None:
+    if not isinstance(value, str) or not value or value != value.strip() or "\n" in value:
+        raise ValidationError(
+            f"a token must be a non-empty str without white space at either end "
+            f"(got {type(value).__name__})"
+        )
+
+
+def _check_lifetime(value: object) -> None:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or math.isnan(value)
+        or value <= 0
+    ):
+        raise ValidationError(f"a token's expires_in must be a number above 0: {value!r}")
 
 
 @runtime_checkable
