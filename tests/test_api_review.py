@@ -112,3 +112,19 @@ def test_a_token_source_handing_over_junk_is_refused(value: Any, expires_in: flo
     with pytest.raises(wx.ValidationError) as info:
         wx.IssuedToken(value=value, expires_in=expires_in)
     assert "TOKEN-ok" not in str(info.value)
+
+
+async def test_a_gateway_echoing_bind_account_body_shows_no_password() -> None:
+    router = make_router()
+    router.post(STABLE).mock(return_value=token_response())
+    router.post("/cgi-bin/express/business/account/bind").mock(
+        side_effect=lambda request: httpx.Response(400, text="Bad: " + request.content.decode())
+    )
+    async with wired(router) as client:
+        with pytest.raises(wx.ResponseError) as info:
+            await client.bind_account(
+                type="bind", biz_id="b", delivery_id="YTO", password="Carrier-PassW0rd-xyz"
+            )
+    assert "Carrier-PassW0rd-xyz" not in info.value.body
+    assert '"password":"***"' in info.value.body
+    assert "Carrier-PassW0rd-xyz" not in str(info.value)

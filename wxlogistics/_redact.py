@@ -12,8 +12,12 @@ import re
 
 __all__ = ["RedactingFilter", "redact"]
 
-_SECRET_PARAM_RE = re.compile(r"((?:access_token|secret)=)[^&\s'\"]+", re.IGNORECASE)
-_SECRET_JSON_RE = re.compile(r"(\"(?:access_token|secret)\"\s*:\s*\")[^\"]*", re.IGNORECASE)
+# access_token and secret, and a carrier account's password (bindAccount's body): a server or
+# a gateway that echoes a request must not put them in an exception or a log line.
+_SECRET_PARAM_RE = re.compile(r"((?:access_token|secret|password)=)[^&\s'\"]+", re.IGNORECASE)
+_SECRET_JSON_RE = re.compile(
+    r"(\"(?:access_token|secret|password)\"\s*:\s*\")[^\"]*", re.IGNORECASE
+)
 REDACTED = "***"
 
 
