@@ -226,26 +226,22 @@ class Server:
             self.process.stdout.close()
 
 
+def worker_command(
+    server: Server, client: str, n: int, c: int, run: str, **extra: str
+) -> list[str]:
+    """The command line of one client process (this script in worker mode)."""
+    command = [sys.executable, __file__, "--worker", client, "--url", server.url]
+    command += ["--n", str(n), "--c", str(c), "--run", run]
+    for key, value in extra.items():
+        command += [f"--{key}", value]
+    return command
+
+
 def run_client(
     server: Server, client: str, n: int, c: int, run: str, **extra: str
 ) -> dict[str, Any]:
     """Run one client process; returns its figures plus the token fetches it caused."""
-    command = [
-        sys.executable,
-        __file__,
-        "--worker",
-        client,
-        "--url",
-        server.url,
-        "--n",
-        str(n),
-        "--c",
-        str(c),
-        "--run",
-        run,
-    ]
-    for key, value in extra.items():
-        command += [f"--{key}", value]
+    command = worker_command(server, client, n, c, run, **extra)
     cores = _cores()
     preexec = (lambda: os.sched_setaffinity(0, {cores[0]})) if len(cores) > 1 else None
     fetches = server.stats()["token_fetches"]
@@ -262,23 +258,8 @@ def count_instructions(server: Server, client: str, n: int, c: int, run: str) ->
     """Instructions the client process executes for ``n`` calls, counted by callgrind."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "callgrind.out"
-        command = [
-            "valgrind",
-            "--tool=callgrind",
-            f"--callgrind-out-file={out}",
-            sys.executable,
-            __file__,
-            "--worker",
-            client,
-            "--url",
-            server.url,
-            "--n",
-            str(n),
-            "--c",
-            str(c),
-            "--run",
-            run,
-        ]
+        command = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}"]
+        command += worker_command(server, client, n, c, run)
         done = subprocess.run(command, capture_output=True, text=True, timeout=3600)
         if done.returncode:
             raise RuntimeError(f"{client} under callgrind failed:\n{done.stderr[-2000:]}")

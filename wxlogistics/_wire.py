@@ -41,6 +41,7 @@ import anyio
 import httpcore
 import httpx
 
+from ._constants import DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT
 from ._exceptions import WxLogisticsError
 
 __all__ = [
@@ -450,12 +451,13 @@ class _Run:
 
 def _timeouts(request: httpx.Request) -> tuple[float, float]:
     """(connect timeout, total deadline of the attempt) from the request's timeout extension."""
-    timeout = request.extensions.get("timeout") or {}
+    timeout = request.extensions.get("timeout") or _NO_TIMEOUTS
     cached = _TIMEOUTS.get(id(timeout))
     if cached is not None and cached[0] is timeout:
         return cached[1]
-    connect = timeout.get("connect") or 5.0
-    read = timeout.get("read") or 10.0
+    # A part left unset (None) still gets a bound: the package's defaults.
+    connect = timeout.get("connect") or DEFAULT_CONNECT_TIMEOUT
+    read = timeout.get("read") or DEFAULT_TIMEOUT
     write = timeout.get("write") or read
     result = (connect, connect + max(read, write))
     if len(_TIMEOUTS) > 64:
@@ -465,6 +467,7 @@ def _timeouts(request: httpx.Request) -> tuple[float, float]:
 
 
 _TIMEOUTS: dict[int, tuple[Any, tuple[float, float]]] = {}  # a client sends one dict each time
+_NO_TIMEOUTS: dict[str, Any] = {}
 
 
 class _AiohttpRun(_Run):
