@@ -51,12 +51,18 @@ def test_max_retries_with_retry_policy_is_refused() -> None:
         wx.AsyncLogistics("wxappid", SECRET, max_retries=0, retry_policy=wx.RetryPolicy())
 
 
-def test_fake_client_honours_max_retries() -> None:
+@pytest.mark.anyio
+async def test_fake_client_honours_max_retries() -> None:
     from wxlogistics.testing import FakeWeChat
 
     fake = FakeWeChat()
-    client = fake.client(max_retries=0)
-    assert client._transport.retry.max_retries == 0
+    fake.add_waybill("o1", "SF", "W1")
+    fake.fail_next(1, errcode=-1)
+    async with fake.client(max_retries=0) as client:
+        with pytest.raises(wx.SystemBusyError):
+            await client.cancel_order(order_id="o1", delivery_id="SF", waybill_id="W1")
+    cancel = "/cgi-bin/express/business/order/cancel"
+    assert [c.path for c in fake.calls if c.path == cancel] == [cancel]  # no retry
 
 
 @pytest.mark.parametrize(
