@@ -118,6 +118,54 @@ async def test_headers_set_on_the_session_client_are_sent() -> None:
     assert server.requests[0].json() == IDS
 
 
+def _sent(req: Req) -> list[tuple[str, str]]:
+    return sorted((k.lower(), v) for k, v in req.header_lines)
+
+
+async def test_the_server_gets_exactly_the_httpx_request_headers() -> None:
+    """No header added, dropped or changed beneath httpx, with or without a body."""
+    seen: list[httpx.Request] = []
+
+    async def keep(request: httpx.Request) -> None:
+        seen.append(request)
+
+    async with wire_server() as server:
+        transport = WireTransport()
+        async with httpx.AsyncClient(transport=transport, event_hooks={"request": [keep]}) as http:
+            await http.post(server.url + "/a", content=b'{"x":1}')
+            await http.get(server.url + "/b")
+            # Headers aiohttp would add by itself, removed from the httpx request.
+            for name in ("accept", "accept-encoding", "user-agent", "connection"):
+                del http.headers[name]
+            await http.post(server.url + "/c", content=b"raw")
+            await http.get(server.url + "/d", headers={"host": "other.example:81"})
+            await http.post(server.url + "/e", content=b"abc", headers={"X-Twice": "1"})
+    expected = [sorted((k.decode().lower(), v.decode()) for k, v in r.headers.raw) for r in seen]
+    assert [_sent(r) for r in server.requests] == expected
+    assert "content-type" not in server.requests[2].headers
+    assert "user-agent" not in server.requests[2].headers
+    assert server.requests[3].headers["host"] == "other.example:81"
+    assert [r.body for r in server.requests] == [b'{"x":1}', b"", b"raw", b"", b"abc"]
+
+
+async def test_the_session_sends_its_headers_and_no_others() -> None:
+    async with wire_server() as server, client_for(server.url) as client:
+        await client.cancel_order(**IDS)
+    port = server.url.rsplit(":", 1)[1]
+    body = server.requests[0].body
+    assert _sent(server.requests[0]) == sorted(
+        [
+            ("host", f"127.0.0.1:{port}"),
+            ("accept", "application/json"),
+            ("accept-encoding", "gzip, deflate"),
+            ("connection", "keep-alive"),
+            ("user-agent", f"wxlogistics/{wx.__version__}"),
+            ("content-type", "application/json; charset=utf-8"),
+            ("content-length", str(len(body))),
+        ]
+    )
+
+
 def test_http_client_and_transport_are_exclusive() -> None:
     with pytest.raises(wx.ValidationError, match="not both"):
         wx.AsyncLogistics(
@@ -851,3 +899,55 @@ def test_two_loops_starting_at_the_same_moment_get_a_clear_error() -> None:
     assert len(results) == 2
     assert errors, results  # at least one of the two was refused, clearly
     assert all("one AsyncLogistics per event loop" in str(e) for e in errors)
+
+
+async def test_cookies_set_on_the_session_client_are_sent_and_removed() -> None:
+    async with wire_server() as server, client_for(server.url) as client:
+        await client.cancel_order(**IDS)
+        client.http_client.cookies.set("team", "blue")
+        await client.cancel_order(**IDS)
+        client.http_client.cookies.clear()
+        await client.cancel_order(**IDS)
+    assert [r.headers.get("cookie") for r in server.requests] == [None, "team=blue", None]
+
+
+async def test_headers_removed_from_the_session_client_are_not_sent() -> None:
+    async with wire_server() as server, client_for(server.url) as client:
+        client.http_client.headers["X-Trace"] = "abc"
+        await client.cancel_order(**IDS)
+        del client.http_client.headers["X-Trace"]
+        await client.cancel_order(**IDS)
+    assert [r.headers.get("x-trace") for r in server.requests] == ["abc", None]
+
+
+async def test_the_session_client_sends_requests_as_they_are_until_given_an_auth() -> None:
+    """Its pass-through auth adds nothing and sends once, even on a 401; a user's auth applies."""
+
+    async def unauthorized(req: Req, stream: SocketStream) -> bool:
+        await stream.send(answer(401, body={"errcode": -1}))
+        return True
+
+    once = wx.RetryPolicy(max_retries=0)
+    async with (
+        wire_server(unauthorized) as server,
+        client_for(server.url, retry_policy=once) as client,
+    ):
+        with pytest.raises(wx.WxLogisticsError):
+            await client.cancel_order(**IDS)
+        assert len(server.requests) == 1
+        assert "authorization" not in server.requests[0].headers
+        client.http_client.auth = httpx.BasicAuth("user", "pass")
+        with pytest.raises(wx.WxLogisticsError):
+            await client.cancel_order(**IDS)
+    assert len(server.requests) == 2
+    assert server.requests[1].headers["authorization"] == "Basic dXNlcjpwYXNz"
+    assert server.requests[1].json() == IDS
+
+
+async def test_a_client_passed_in_keeps_its_own_auth() -> None:
+    async with wire_server() as server:
+        http = httpx.AsyncClient(transport=WireTransport(), auth=("user", "pass"))
+        async with http, client_for(server.url, http_client=http) as client:
+            await client.cancel_order(**IDS)
+        assert isinstance(http.auth, httpx.BasicAuth)
+    assert server.requests[0].headers["authorization"] == "Basic dXNlcjpwYXNz"

@@ -27,6 +27,7 @@ class Req:
     headers: dict[str, str]
     body: bytes
     connection: int  # which connection (1-based) carried it
+    header_lines: list[tuple[str, str]] = attrs.Factory(list)  # as sent: order, case, repeats
 
     @property
     def path(self) -> str:
@@ -94,15 +95,17 @@ async def wire_server(handler: Handler = ok_handler) -> AsyncIterator[Server]:
                 request_line, *lines = head.decode("latin-1").split("\r\n")
                 method, target, _ = request_line.split(" ", 2)
                 headers = {}
+                header_lines = []
                 for line in lines:
                     key, _, value = line.partition(":")
                     headers[key.strip().lower()] = value.strip()
+                    header_lines.append((key.strip(), value.strip()))
                 length = int(headers.get("content-length", "0"))
                 try:
                     body = await reader.receive_exactly(length) if length else b""
                 except Exception:
                     return
-                req = Req(method, target, headers, body, number)
+                req = Req(method, target, headers, body, number, header_lines)
                 server.requests.append(req)
                 try:
                     keep = await handler(req, stream)

@@ -272,7 +272,7 @@ class AsyncLogistics(
             raise ValidationError("pass http_client or transport, not both")
         import httpx
 
-        from ._wire import WireTransport, skip_cookie_work_without_set_cookie
+        from ._wire import PassThroughAuth, WireTransport, skip_cookie_work_without_set_cookie
 
         owns_http = http_client is None
         if http_client is None:
@@ -280,6 +280,7 @@ class AsyncLogistics(
                 transport = self._wire = WireTransport(max_connections=max_connections)
             http_client = httpx.AsyncClient(
                 transport=transport,
+                auth=PassThroughAuth(),
                 timeout=resolved_timeout.as_httpx(),
                 limits=httpx.Limits(
                     max_connections=max_connections, max_keepalive_connections=max_connections

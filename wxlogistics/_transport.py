@@ -137,6 +137,8 @@ class Transport:
         errcode_overrides: Mapping[int, type[APIError]] | None = None,
         hooks: Hooks | None = None,
     ) -> None:
+        from http.cookiejar import CookieJar
+
         import httpx
 
         from ._wire import (
@@ -145,10 +147,15 @@ class Transport:
             SAFE_TO_REPEAT,
             ResponseTooLargeError,
             ended,
+            header_snapshot,
+            request_content_slot_works,
             run_key,
         )
 
         self._resent = RESENT
+        self._snapshot = header_snapshot
+        self._content_slot = request_content_slot_works()
+        self._plain_jar: Any = CookieJar
 
         self._httpx = httpx
         self._byte_stream = httpx.ByteStream
@@ -182,7 +189,7 @@ class Transport:
         base = httpx.URL(self.base_url)
         self._host = base.netloc.decode("ascii")
         self._base_path = base.path.rstrip("/")  # a proxy's prefix, shown in errors
-        self._headers_seen: list[tuple[bytes, bytes]] | None = None
+        self._headers_seen: tuple[Any, ...] | None = None
         self._get_headers: Any = None
         self._post_headers: dict[int, Any] = {}
         self._urls: dict[str, Any] = {}
@@ -216,7 +223,7 @@ class Transport:
 
     def _headers(self, body: bytes | None) -> Any:
         """The request headers: the client's own, ours on top; rebuilt if the client's change."""
-        raw = self.http.headers.raw
+        raw = self._snapshot(self.http.headers)
         if raw != self._headers_seen:
             headers: Any = self._httpx.Headers(self.http.headers)
             headers["host"] = self._host
@@ -381,9 +388,15 @@ class Transport:
                 stream=self._byte_stream(body or b""),
                 extensions=extensions,
             )
-            request.read()
+            if self._content_slot:
+                request._content = body or b""  # what read() would set, without its checks
+            else:
+                request.read()
             cookies = self.http.cookies
-            if cookies.jar:  # httpx adds them in build_request, which we skip
+            jar: Any = cookies.jar
+            # httpx adds cookies in build_request, which we skip. len() of a CookieJar walks
+            # it through a generator; the plain one keeps its cookies in a dict.
+            if jar._cookies if type(jar) is self._plain_jar else len(jar):
                 cookies.set_cookie_header(request)
             error: WxLogisticsError
             try:

@@ -50,6 +50,9 @@ __all__ = [
     "ended",
     "run_key",
     "skip_cookie_work_without_set_cookie",
+    "header_snapshot",
+    "request_content_slot_works",
+    "PassThroughAuth",
     "MAX_HEADER_BYTES",
     "MAX_RESPONSE_BYTES",
     "SAFE_TO_REPEAT",
@@ -119,12 +122,80 @@ def skip_cookie_work_without_set_cookie(cookies: httpx.Cookies) -> None:
     extract = cookies.extract_cookies
 
     def extract_cookies(response: httpx.Response) -> None:
-        for key, _ in response.headers.raw:
-            if key.lower() in (b"set-cookie", b"set-cookie2"):
+        headers = response.headers
+        if _header_list_works():
+            # httpx's own item list holds each name lowercased: no list is built per answer.
+            for item in headers._list:
+                if item[1] in _SET_COOKIE:
+                    extract(response)
+                    return
+            return
+        for key, _ in headers.raw:
+            if key.lower() in _SET_COOKIE:
                 extract(response)
                 return
 
     cookies.extract_cookies = extract_cookies  # type: ignore[method-assign]
+
+
+_SET_COOKIE = (b"set-cookie", b"set-cookie2")
+
+
+@functools.cache
+def _header_list_works() -> bool:
+    """Whether ``httpx.Headers._list`` holds (name, lowercased name, value) byte triples.
+
+    Reading it costs nothing; ``Headers.raw`` builds a new list on every call (about 5,000
+    instructions per call here, twice per request). Checked once; the public ``raw`` is used
+    when a future httpx keeps its headers otherwise.
+    """
+    headers = httpx.Headers([("X-One", "1"), ("x-two", "2"), ("X-One", "3")])
+    return getattr(headers, "_list", None) == [
+        (b"X-One", b"x-one", b"1"),
+        (b"x-two", b"x-two", b"2"),
+        (b"X-One", b"x-one", b"3"),
+    ]
+
+
+def header_snapshot(headers: httpx.Headers) -> tuple[Any, ...]:
+    """A value that changes whenever ``headers`` do: a cheap cache key for a header list."""
+    if _header_list_works():
+        return tuple(headers._list)
+    return tuple(headers.raw)
+
+
+class PassThroughAuth(httpx.Auth):
+    """The session-owned client's auth: send the request as it is, as httpx's default does.
+
+    httpx runs every request through an auth flow; with no auth set it builds an ``Auth()``
+    and drives two generators per request (about 15,000 instructions). This one hands the
+    request over in one step. Setting ``client.http_client.auth`` replaces it as usual.
+    """
+
+    def async_auth_flow(self, request: httpx.Request) -> Any:
+        """The flow httpx drives: one request, no retry on the answer."""
+        return _OneRequestFlow(request)
+
+    def __repr__(self) -> str:
+        return "PassThroughAuth()"
+
+
+class _OneRequestFlow:
+    """What ``httpx.Auth.async_auth_flow`` returns, for a flow of exactly one request."""
+
+    __slots__ = ("_request",)
+
+    def __init__(self, request: httpx.Request) -> None:
+        self._request = request
+
+    async def __anext__(self) -> httpx.Request:
+        return self._request
+
+    async def asend(self, response: httpx.Response) -> httpx.Request:
+        raise StopAsyncIteration
+
+    async def aclose(self) -> None:
+        return None
 
 
 def _env_proxies() -> dict[str, str]:
@@ -357,6 +428,31 @@ def _read_response(
 
 
 @functools.cache
+def request_content_slot_works() -> bool:
+    """Whether an ``httpx.Request`` given ``_content`` counts as read (httpx 0.2x).
+
+    ``Request.read()`` checks its stream against ``typing.Iterable`` and joins it through a
+    generator, about 4,000 instructions per request for a body the caller already holds.
+    Checked once; ``read()`` is used when a future httpx keeps a read body otherwise.
+    """
+
+    class Refusing(httpx.ByteStream):
+        def __iter__(self) -> Any:
+            raise RuntimeError("the stream was read")
+
+        async def __aiter__(self) -> Any:
+            raise RuntimeError("the stream was read")
+            yield b""  # pragma: no cover
+
+    try:
+        request = httpx.Request("POST", "http://x/", stream=Refusing(b"{}"))
+        request._content = b'{"x": 1}'
+        return request.read() == b'{"x": 1}' and request.content == b'{"x": 1}'
+    except Exception:  # pragma: no cover - a future httpx: read() as usual
+        return False
+
+
+@functools.cache
 def _content_slot_works() -> bool:
     """Whether httpx reads a response's body from ``_content`` when it is set (httpx 0.2x)."""
 
@@ -475,6 +571,7 @@ class _AiohttpRun(_Run):
 
     def __init__(self, owner: WireTransport, loop: Any) -> None:
         import aiohttp
+        import multidict
         import yarl
 
         self._aiohttp = aiohttp
@@ -487,10 +584,12 @@ class _AiohttpRun(_Run):
             keepalive_timeout=owner._keepalive_expiry,
             ssl=False,  # set per https request: no SSL context is built for an http:// host
         )
+        # No session-wide skip_auto_headers: aiohttp would rebuild that set into a multidict
+        # on every request. Headers aiohttp would add that the request lacks are skipped per
+        # request instead (see _aiohttp_headers), so exactly httpx's headers are sent.
         self._session = aiohttp.ClientSession(
             connector=connector,
             auto_decompress=False,
-            skip_auto_headers=("User-Agent", "Accept-Encoding", "Accept", "Content-Type"),
             cookie_jar=aiohttp.DummyCookieJar(),  # httpx keeps the cookies
             trust_env=False,  # proxies are resolved once, by WireTransport
             max_line_size=MAX_HEADER_BYTES,
@@ -499,7 +598,8 @@ class _AiohttpRun(_Run):
         )
         self._timeouts: dict[tuple[float, float], Any] = {}
         self._urls: dict[str, Any] = {}
-        self._headers: dict[tuple[tuple[bytes, bytes], ...], tuple[tuple[str, str], ...]] = {}
+        self._headers: dict[tuple[Any, ...], _AiohttpHeaders] = {}
+        self._multidict = multidict.CIMultiDict
         self._failure = _aiohttp_failure_mapper(aiohttp)
 
     def _yarl(self, url: httpx.URL) -> Any:
@@ -521,15 +621,16 @@ class _AiohttpRun(_Run):
                 total=key[1], sock_connect=key[0]
             )
         url = request.url
-        raw = tuple(request.headers.raw)
-        headers = self._headers.get(raw)
-        if headers is None:
+        snapshot = header_snapshot(request.headers)
+        prepared = self._headers.get(snapshot)
+        if prepared is None:
             if len(self._headers) > 64:
                 self._headers.clear()
-            headers = self._headers[raw] = tuple(
-                (k.decode("latin-1"), v.decode("latin-1")) for k, v in raw
-            )
+            prepared = _AiohttpHeaders(tuple(request.headers.raw), self._multidict)
+            self._headers[snapshot] = prepared
         body = request.content if hasattr(request, "_content") else await request.aread()
+        yurl = self._yarl(url)
+        headers, skip = prepared.for_request(yurl, body)
         ssl_context: Any = owner._ssl_context() if url.scheme == "https" else False
         proxy = owner.proxy_for(url) if owner._proxies else None
         resend = extensions.get(SAFE_TO_REPEAT, False)
@@ -545,9 +646,10 @@ class _AiohttpRun(_Run):
                 try:
                     async with self._session.request(
                         request.method,
-                        self._yarl(url),
+                        yurl,
                         data=body or None,
                         headers=headers,
+                        skip_auto_headers=skip,
                         allow_redirects=False,
                         timeout=timeout,
                         ssl=ssl_context,
@@ -601,6 +703,51 @@ class _AiohttpRun(_Run):
 
     async def aclose(self) -> None:
         await self._session.close()
+
+
+class _AiohttpHeaders:
+    """One httpx header list as aiohttp should get it, prepared once per distinct list.
+
+    aiohttp writes ``Host`` from the URL and ``Content-Length`` from a bytes body itself, and
+    adds ``Accept``, ``Accept-Encoding``, ``User-Agent`` and (with a body) ``Content-Type``
+    unless told to skip them. Passing a header aiohttp would write anyway costs a multidict
+    operation or two each, so the two it derives are left out when they carry the value
+    aiohttp would write; the auto headers the request lacks are skipped, so the server sees
+    httpx's headers and no others.
+    """
+
+    __slots__ = ("all", "host", "lean", "length", "skip", "skip_with_body")
+
+    def __init__(self, raw: tuple[tuple[bytes, bytes], ...], multidict: Any) -> None:
+        pairs = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in raw]
+        self.all = multidict(pairs)
+        names = {k.lower() for k, _ in pairs}
+        host = [v for k, v in pairs if k.lower() == "host"]
+        length = [v for k, v in pairs if k.lower() == "content-length"]
+        # Only a single Host / Content-Length header is left to aiohttp to write.
+        self.host = host[0] if len(host) == 1 else None
+        self.length = length[0] if len(length) == 1 else None
+        lean = [
+            (k, v)
+            for k, v in pairs
+            if not (k.lower() == "host" and self.host is not None)
+            and not (k.lower() == "content-length" and self.length is not None)
+        ]
+        self.lean = multidict(lean)
+        skip = [n for n in ("accept", "accept-encoding", "user-agent") if n not in names]
+        self.skip = tuple(skip) or None
+        if "content-type" not in names:
+            skip.append("content-type")
+        self.skip_with_body = tuple(skip) or None
+
+    def for_request(self, url: Any, body: bytes) -> tuple[Any, tuple[str, ...] | None]:
+        """(headers, skip_auto_headers) for aiohttp, sending ``body`` to ``url``."""
+        skip = self.skip_with_body if body else self.skip
+        if (self.host is None or self.host == url.host_port_subcomponent) and (
+            self.length is None or (body and self.length == str(len(body)))
+        ):
+            return self.lean, skip
+        return self.all, skip
 
 
 # Failures before any byte of the answer that a stale keep-alive connection causes.
