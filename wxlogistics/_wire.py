@@ -259,6 +259,7 @@ class WireTransport(httpx.AsyncBaseTransport):
         self._runs: dict[object, _Run] = {}
         self._lock = threading.Lock()
         self._extensions: dict[tuple[int, str | None], dict[str, Any]] = {}
+        self._response_headers: dict[tuple[tuple[bytes, bytes], ...], httpx.Headers] = {}
         self._closed = False
 
     def __repr__(self) -> str:
@@ -397,7 +398,16 @@ class WireTransport(httpx.AsyncBaseTransport):
                 self._extensions[(status, reason)] = extensions
         if resent:
             extensions = {**extensions, RESENT: True}
-        return _read_response(status, raw_headers, body, extensions)
+        # Normalising a header list costs a third of building a response; answers repeat
+        # theirs (WeChat's change with the Date header, once a second), and each response
+        # gets its own copy of the cached Headers.
+        key = raw_headers if type(raw_headers) is tuple else tuple(raw_headers)
+        headers = self._response_headers.get(key)
+        if headers is None:
+            if len(self._response_headers) > 64:
+                self._response_headers.clear()
+            headers = self._response_headers[key] = httpx.Headers(key)
+        return _read_response(status, headers, body, extensions)
 
 
 def _reason_phrase(status: int) -> str:
@@ -406,7 +416,7 @@ def _reason_phrase(status: int) -> str:
 
 def _read_response(
     status: int,
-    raw_headers: Sequence[tuple[bytes, bytes]],
+    raw_headers: httpx.Headers,
     body: bytes,
     extensions: dict[str, Any],
 ) -> httpx.Response:
@@ -644,7 +654,9 @@ class _AiohttpRun(_Run):
                 raise _ClosedTransportError("the transport was closed before sending")
             while True:
                 try:
-                    async with self._session.request(
+                    # Awaited, not ``async with``: one coroutine fewer per call; the
+                    # response is released below as the context manager would.
+                    response = await self._session.request(
                         request.method,
                         yurl,
                         data=body or None,
@@ -654,19 +666,21 @@ class _AiohttpRun(_Run):
                         timeout=timeout,
                         ssl=ssl_context,
                         proxy=proxy,
-                    ) as response:
-                        try:
-                            content = await self._read(response)
-                        except Exception as exc:
-                            raise self._failure(exc, answered=True) from exc
-                        return owner.finish(
-                            response.status,
-                            response.raw_headers,
-                            content,
-                            response.headers.get("Content-Encoding"),
-                            response.reason,
-                            resent=not resend and bool(extensions.get(SAFE_TO_REPEAT)),
-                        )
+                    )
+                    try:
+                        content = await self._read(response)
+                    except Exception as exc:
+                        raise self._failure(exc, answered=True) from exc
+                    finally:
+                        response.release()
+                    return owner.finish(
+                        response.status,
+                        response.raw_headers,
+                        content,
+                        response.headers.get("Content-Encoding"),
+                        response.reason,
+                        resent=not resend and bool(extensions.get(SAFE_TO_REPEAT)),
+                    )
                 except httpx.HTTPError:
                     raise
                 except Exception as exc:

@@ -67,6 +67,29 @@ class CancelOrderRequest:
         return body
 
 
+def cancel_body(
+    order_id: object, delivery_id: object, waybill_id: object, openid: object = None
+) -> dict[str, str]:
+    """The cancelOrder JSON body for these ids, validated as :class:`CancelOrderRequest` does.
+
+    The hot path of ``cancel_order``: the ids are checked in the record's field order (the
+    same first error, the same message) without building the record, which costs a frozen
+    attrs instance and four validator calls (about a tenth of the client's own work per call).
+    """
+    if openid is not None:
+        return CancelOrderRequest(
+            order_id=order_id,  # type: ignore[arg-type]
+            delivery_id=delivery_id,  # type: ignore[arg-type]
+            waybill_id=waybill_id,  # type: ignore[arg-type]
+            openid=openid,  # type: ignore[arg-type]
+        ).to_body()
+    return {
+        "order_id": check_id("order_id", order_id),
+        "delivery_id": check_id("delivery_id", delivery_id),
+        "waybill_id": check_id("waybill_id", waybill_id),
+    }
+
+
 def _optional_int(value: object) -> int | None:
     if isinstance(value, bool):
         return int(value)
