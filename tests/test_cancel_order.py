@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import httpx
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+import wxlogistics as wx
 from wxlogistics import CancelOrderRequest, CancelOrderResult
 
 from .helpers import (
@@ -132,3 +136,46 @@ async def test_base_url_is_honoured() -> None:
         "http://sandbox.example:8080/cgi-bin/stable_token",
         "http://sandbox.example:8080/cgi-bin/express/business/order/cancel",
     ]
+
+
+_JSON_VALUE = st.one_of(
+    st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=8), st.lists(st.none())
+)
+
+
+@given(
+    st.dictionaries(
+        st.sampled_from(
+            ["errcode", "errmsg", "delivery_resultcode", "delivery_resultmsg", "other"]
+        ),
+        _JSON_VALUE,
+    )
+)
+def test_result_fields_from_any_payload(payload: dict[str, Any]) -> None:
+    """The fast paths for the usual types give what the plain conversions give."""
+
+    def as_int(value: object) -> int | None:
+        if isinstance(value, bool | int):
+            return int(value)
+        if isinstance(value, str):
+            try:
+                return int(value)
+            except ValueError:
+                return None
+        return None
+
+    result = wx.CancelOrderResult.from_api(payload)
+    msg = payload.get("delivery_resultmsg")
+    assert (
+        result.errcode,
+        result.errmsg,
+        result.delivery_resultcode,
+        result.delivery_resultmsg,
+    ) == (
+        as_int(payload.get("errcode")) or 0,
+        str(payload.get("errmsg") or ""),
+        as_int(payload.get("delivery_resultcode")),
+        msg if isinstance(msg, str) else None,
+    )
+    assert type(result.errcode) is int
+    assert result.payload is payload

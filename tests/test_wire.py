@@ -951,3 +951,39 @@ async def test_a_client_passed_in_keeps_its_own_auth() -> None:
             await client.cancel_order(**IDS)
         assert isinstance(http.auth, httpx.BasicAuth)
     assert server.requests[0].headers["authorization"] == "Basic dXNlcjpwYXNz"
+
+
+@pytest.mark.parametrize(
+    ("method", "url", "body"),
+    [
+        ("POST", httpx.URL("https://api.example/cgi-bin/x?access_token=T"), b'{"a":1}'),
+        ("GET", "http://127.0.0.1:8080/cgi-bin/y?x=1", b""),
+        ("post", "http://h/p", b"\xe4\xb8\xad"),
+    ],
+)
+def test_the_request_factory_builds_what_the_constructor_builds(
+    method: str, url: httpx.URL | str, body: bytes
+) -> None:
+    from wxlogistics._wire import request_factory
+
+    headers = httpx.Headers({"Host": "h", "Content-Type": "application/json"})
+    extensions = {"timeout": {"connect": 1.0, "read": 2.0, "write": 2.0, "pool": 2.0}}
+    made = request_factory()(method, url, headers, body, extensions)
+    built = httpx.Request(
+        method, url, headers=headers, stream=httpx.ByteStream(body), extensions=extensions
+    )
+    built.read()
+    assert vars(made).keys() == vars(built).keys()
+    assert (made.method, made.url, made.headers, made.extensions, made.content) == (
+        built.method,
+        built.url,
+        built.headers,
+        built.extensions,
+        built.content,
+    )
+    assert b"".join(made.stream) == body  # type: ignore[arg-type]
+    # Each request has its own headers and extensions: hooks may change them.
+    made.headers["X-Hook"] = "1"
+    made.extensions["mine"] = True
+    assert "x-hook" not in headers
+    assert "mine" not in extensions

@@ -148,18 +148,16 @@ class Transport:
             ResponseTooLargeError,
             ended,
             header_snapshot,
-            request_content_slot_works,
+            request_factory,
             run_key,
         )
 
         self._resent = RESENT
         self._snapshot = header_snapshot
-        self._content_slot = request_content_slot_works()
+        self._new_request = request_factory()
         self._plain_jar: Any = CookieJar
 
         self._httpx = httpx
-        self._byte_stream = httpx.ByteStream
-        self._request_class = httpx.Request
         self._too_large = ResponseTooLargeError
         self._run_key = run_key
         self._ended = ended
@@ -381,17 +379,7 @@ class Transport:
                     return _closed_error(ambiguous)
             started = time.perf_counter()
             url = self._url(path, token) if query is None else self.base_url + path + query
-            request = self._request_class(
-                method,
-                url,
-                headers=self._headers(body),
-                stream=self._byte_stream(body or b""),
-                extensions=extensions,
-            )
-            if self._content_slot:
-                request._content = body or b""  # what read() would set, without its checks
-            else:
-                request.read()
+            request = self._new_request(method, url, self._headers(body), body or b"", extensions)
             cookies = self.http.cookies
             jar: Any = cookies.jar
             # httpx adds cookies in build_request, which we skip. len() of a CookieJar walks

@@ -128,11 +128,15 @@ class CancelOrderResult:
     @classmethod
     def from_api(cls, payload: dict[str, Any]) -> CancelOrderResult:
         """Build the result from WeChat's decoded JSON body."""
+        errcode = payload.get("errcode")
+        errmsg = payload.get("errmsg")
+        code = payload.get("delivery_resultcode")
         msg = payload.get("delivery_resultmsg")
+        # The usual types are taken as they are; anything else goes through the conversions.
         return cls(
-            errcode=_optional_int(payload.get("errcode")) or 0,
-            errmsg=str(payload.get("errmsg") or ""),
-            delivery_resultcode=_optional_int(payload.get("delivery_resultcode")),
+            errcode=errcode if type(errcode) is int else _optional_int(errcode) or 0,
+            errmsg=errmsg if type(errmsg) is str else str(errmsg or ""),
+            delivery_resultcode=code if type(code) is int else _optional_int(code),
             delivery_resultmsg=msg if isinstance(msg, str) else None,
             payload=payload,
             confirmed_by_retry=type(payload) is ConfirmedPayload,
