@@ -20,6 +20,12 @@ interleaved (wxlogistics, aiohttp, wxlogistics, aiohttp, ...) so machine noise f
 The headline is the median over rounds of the per-round ratio wxlogistics/aiohttp of
 requests/s; the service's CPU per request is shown too (less sensitive to noise). A run with
 any failed request (non-2xx, socket error) makes the script exit 1 after writing its report.
+
+``--instructions N`` adds a figure that does not depend on the machine's load: each service
+runs under ``valgrind --tool=callgrind`` twice, serving N then N+1000 requests (sent by this
+driver, 2xx required), and the difference of the instructions its process executed, over
+1000, is its instructions per request; their ratio aiohttp/wxlogistics is the requests/s
+ratio it implies. ``--rounds 0 --instructions N`` runs that alone.
 """
 
 # No ``from __future__ import annotations``: FastAPI reads the handlers' annotations
@@ -292,6 +298,42 @@ async def _aiohttp_load(url: str, connections: int, seconds: float, prefix: str)
     }
 
 
+async def _aiohttp_count_load(url: str, connections: int, n: int, prefix: str) -> dict[str, Any]:
+    """Exactly ``n`` requests, to ``/cancel/<prefix>-<i>`` for i < n, over ``connections``
+    keep-alive connections (one task each, pulling the next i). For callgrind runs: a
+    request count, not a duration, so that two runs differ by a known number of requests."""
+    import aiohttp
+    import anyio
+
+    indices = iter(range(n))
+    failures: list[str] = []
+    ok = 0
+    # Under valgrind the service is ~50x slower: no total deadline, a long one per read.
+    timeout = aiohttp.ClientTimeout(total=None, sock_connect=60, sock_read=600)
+    connector = aiohttp.TCPConnector(limit=connections)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+
+        async def worker() -> None:
+            nonlocal ok
+            for i in indices:
+                try:
+                    async with session.post(f"{url}/cancel/{prefix}-{i}") as answer:
+                        body = await answer.read()
+                        if 200 <= answer.status < 300:
+                            ok += 1
+                        else:
+                            failures.append(f"{i}: HTTP {answer.status} {body[:200]!r}")
+                except (aiohttp.ClientError, TimeoutError) as exc:
+                    failures.append(f"{i}: {exc!r}")
+
+        wall = time.perf_counter()
+        async with anyio.create_task_group() as tg:
+            for _ in range(min(connections, n)):
+                tg.start_soon(worker)
+        wall = time.perf_counter() - wall
+    return {"requests": n, "ok": ok, "failures": failures, "duration_s": wall}
+
+
 def loadgen_main(args: argparse.Namespace) -> None:
     """Entry point of the aiohttp load generator process: one JSON line on stdout."""
     import anyio
@@ -356,12 +398,35 @@ def children_cpu() -> float:
 class Service:
     """One service under test (uvicorn + FastAPI) in its own process."""
 
-    def __init__(self, kind: str, sandbox_url: str, http: str, pin: Any) -> None:
+    def __init__(
+        self,
+        kind: str,
+        sandbox_url: str,
+        http: str,
+        pin: Any,
+        prefix: tuple[str, ...] = (),
+        start_s: float = 30,
+    ) -> None:
+        """Start it and wait until ``/healthz`` answers, for up to ``start_s`` seconds.
+
+        ``prefix`` goes before the command line (``valgrind --tool=callgrind ...``): under
+        valgrind start-up takes tens of seconds and so may the first answer.
+        """
         self.kind = kind
         # Closed by errors(), called once the service has stopped.
         self.stderr = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115
         self.process = subprocess.Popen(
-            [sys.executable, __file__, "--serve", kind, "--url", sandbox_url, "--http", http],
+            [
+                *prefix,
+                sys.executable,
+                __file__,
+                "--serve",
+                kind,
+                "--url",
+                sandbox_url,
+                "--http",
+                http,
+            ],
             stdout=subprocess.PIPE,
             stderr=self.stderr,
             text=True,
@@ -373,10 +438,11 @@ class Service:
             self.stop()
             raise RuntimeError(f"{kind} service did not start: {line!r}\n{self.errors()}")
         self.url = line.split()[-1]
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + start_s
+        answer_s = 5 if not prefix else start_s
         while True:  # uvicorn listens once its lifespan has started
             try:
-                with urllib.request.urlopen(f"{self.url}/healthz", timeout=5) as answer:
+                with urllib.request.urlopen(f"{self.url}/healthz", timeout=answer_s) as answer:
                     if answer.status == 200:
                         break
             except (urllib.error.URLError, ConnectionError):
@@ -391,20 +457,105 @@ class Service:
             self.stderr.seek(0)
             return self.stderr.read()
 
-    def stop(self) -> bool:
+    def stop(self, wait_s: float = 20) -> bool:
         """SIGTERM: uvicorn shuts down and the lifespan closes the client.
 
         True when the lifespan said it closed (uvicorn then re-raises SIGTERM, so the exit
-        code is -15, not 0).
+        code is -15, not 0). Waits up to ``wait_s`` seconds, then kills it.
         """
         if self.process.poll() is None:
             self.process.terminate()
         try:
-            rest, _ = self.process.communicate(timeout=20)
+            rest, _ = self.process.communicate(timeout=wait_s)
         except subprocess.TimeoutExpired:
             self.process.kill()
             rest, _ = self.process.communicate()
         return "lifespan closed" in (rest or "")
+
+
+CALLGRIND_START_S = 300
+"""Start-up deadline under callgrind: imports alone take ~20 s of a quiet core there."""
+
+
+def count_service_instructions(
+    server: Any, kind: str, n: int, args: argparse.Namespace, run: str, pin: Any
+) -> int:
+    """Instructions the service process executes in its whole life, serving ``n`` requests.
+
+    The service runs under ``valgrind --tool=callgrind`` (its usual ``--serve`` command line,
+    pinned as in the timed runs); this driver sends the ``n`` requests itself, each of which
+    must answer 2xx. SIGTERM then stops it as usual: uvicorn shuts down, the lifespan closes
+    the client, uvicorn re-raises SIGTERM, and valgrind writes the callgrind file on the way
+    out (its ``totals:`` line, checked here, is the file's last).
+    """
+    import anyio
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "callgrind.out"
+        prefix = ("valgrind", "--tool=callgrind", f"--callgrind-out-file={out}")
+        service = Service(kind, server.url, args.http, pin, prefix, start_s=CALLGRIND_START_S)
+        try:
+            result = anyio.run(_aiohttp_count_load, service.url, args.connections, n, run)
+        finally:
+            closed = service.stop(wait_s=CALLGRIND_START_S)
+        stderr = service.errors()
+        # valgrind's own lines start with ==<pid>==; the rest is the service's.
+        own = "\n".join(line for line in stderr.splitlines() if not line.startswith("=="))
+        if result["failures"]:
+            raise RuntimeError(
+                f"{kind} under callgrind: {len(result['failures'])} of {n} requests failed, "
+                f"e.g. {result['failures'][:3]}\n{stderr[-2000:]}"
+            )
+        if not closed or "Traceback" in own or "Warning" in own:
+            raise RuntimeError(
+                f"{kind} under callgrind did not shut down cleanly "
+                f"(exit {service.process.returncode}):\n{stderr[-3000:]}"
+            )
+        totals = {}
+        if out.exists():
+            for line in out.read_text().splitlines():
+                if line.startswith(("summary:", "totals:")):
+                    key, value = line.split()[:2]
+                    totals[key] = int(value)
+        if "totals:" not in totals:
+            raise RuntimeError(f"{kind}: callgrind wrote no totals line\n{stderr[-2000:]}")
+        # As bench.py: the summary line when there is one (the totals line differs by a few
+        # hundred instructions, which cancel out in the difference of two runs).
+        return totals.get("summary:", totals["totals:"])
+
+
+def instructions_per_request(
+    server: Any, kinds: list[str], n: int, args: argparse.Namespace, pin: Any
+) -> dict[str, Any]:
+    """Instructions per request of each service: runs of n and n+1000 requests, the
+    difference over 1000, so that start-up, imports and shutdown cancel out.
+
+    Callgrind counts are repeatable to about 1%, where CPU time on this shared machine
+    varies by 30%.
+    """
+    services = {}
+    for kind in kinds:
+        started = time.perf_counter()
+        small = count_service_instructions(server, kind, n, args, f"ir-{kind}-a", pin)
+        large = count_service_instructions(server, kind, n + 1000, args, f"ir-{kind}-b", pin)
+        services[kind] = {"per_request": (large - small) / 1000, "runs": [small, large]}
+        print(
+            f"instructions {kind:<12} {services[kind]['per_request']:,.0f} per request  "
+            f"({time.perf_counter() - started:.0f} s)",
+            file=sys.stderr,
+            flush=True,
+        )
+    implied = services["aiohttp"]["per_request"] / services["wxlogistics"]["per_request"]
+    valgrind = subprocess.run(["valgrind", "--version"], capture_output=True, text=True)
+    return {
+        "tool": f"{valgrind.stdout.strip()} --tool=callgrind",
+        "n": n,
+        "connections": args.connections,
+        "services": services,
+        "implied_ratio": implied,
+        "target": 0.8,
+        "meets_target": implied >= 0.8,
+    }
 
 
 def measure(
@@ -507,7 +658,9 @@ def main() -> None:
     parser.add_argument("--loadgen-worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     parser.add_argument("--prefix", default="r", help=argparse.SUPPRESS)
-    parser.add_argument("--rounds", type=int, default=3, help="rounds of (wxlogistics, aiohttp)")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="rounds of (wxlogistics, aiohttp); 0: none"
+    )
     parser.add_argument("--duration", type=float, default=10.0, help="measured seconds per run")
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds of load before each run")
     parser.add_argument("--connections", type=int, default=64, help="concurrent connections")
@@ -524,6 +677,14 @@ def main() -> None:
         "--baseline",
         action="store_true",
         help="also run, each round, the app with a handler that calls nothing (framework cost)",
+    )
+    parser.add_argument(
+        "--instructions",
+        type=int,
+        default=0,
+        metavar="N",
+        help="then count the service's instructions per request under valgrind callgrind: "
+        "runs of N and N+1000 requests per service (e.g. 300); 0 skips it",
     )
     parser.add_argument("--no-pin", action="store_true", help="leave every process on every core")
     parser.add_argument(
@@ -547,6 +708,12 @@ def main() -> None:
         loadgen = "wrk" if shutil.which("wrk") else "aiohttp"
     if loadgen == "wrk" and not shutil.which("wrk"):
         parser.error("wrk is not on PATH (Debian: apt-get install wrk)")
+    if args.rounds < 0 or args.instructions < 0:
+        parser.error("--rounds and --instructions take a count >= 0")
+    if args.rounds == 0 and not args.instructions:
+        parser.error("--rounds 0 measures nothing without --instructions N")
+    if args.instructions and not shutil.which("valgrind"):
+        parser.error("--instructions needs valgrind on PATH (Debian: apt-get install valgrind)")
 
     cores = core._cores()
     pinned = len(cores) > 1 and not args.no_pin
@@ -565,6 +732,7 @@ def main() -> None:
     load_before = os.getloadavg()
     services = [*SERVICES, BASELINE] if args.baseline else SERVICES
     runs: dict[str, list[dict[str, Any]]] = {kind: [] for kind in services}
+    instructions = None
     with tempfile.TemporaryDirectory() as tmp:
         script = None
         if loadgen == "wrk":
@@ -585,6 +753,10 @@ def main() -> None:
                         file=sys.stderr,
                         flush=True,
                     )
+            if args.instructions:
+                instructions = instructions_per_request(
+                    server, services, args.instructions, args, pins["service"]
+                )
         finally:
             server.stop()
     report = {
@@ -613,10 +785,12 @@ def main() -> None:
             "quick": args.quick,
         },
         "runs": runs,
-        "summary": summarise(runs),
+        "summary": summarise(runs) if args.rounds else {},
         "wall_s": time.perf_counter() - started,
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
     }
+    if instructions:
+        report["instructions"] = instructions
     (args.out / "fastapi.json").write_text(json.dumps(report, indent=2))
     table = render(report)
     (args.out / "fastapi.md").write_text(table)
@@ -668,10 +842,58 @@ def summarise(runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
     return summary
 
 
+def render_instructions(ir: dict[str, Any]) -> list[str]:
+    """The markdown lines of the callgrind figures (``--instructions``)."""
+    per = {kind: value["per_request"] for kind, value in ir["services"].items()}
+    lines = [
+        f"Instructions per request of the service process ({ir['tool']}; runs of {ir['n']:,} "
+        f"and {ir['n'] + 1000:,} requests over {ir['connections']} keep-alive connections, "
+        "the difference / 1000, so start-up, imports and shutdown cancel out; repeatable to "
+        "about 1%, where CPU time on a shared machine is not):",
+        "",
+        "| service | instructions/request |",
+        "|---|---|",
+    ]
+    lines += [f"| {kind} | {value:,.0f} |" for kind, value in per.items()]
+    lines += [
+        "",
+        f"**Implied requests/s ratio wxlogistics/aiohttp = {ir['implied_ratio']:.2f} "
+        f"(target >= {ir['target']}): {'met' if ir['meets_target'] else 'NOT met'}.** "
+        "(Instructions per request of the aiohttp service over those of the wxlogistics "
+        "service: what requests/s tends to when the service's core is the limit, if both "
+        "execute their instructions at the same speed.)",
+    ]
+    if BASELINE in per:
+        ours, theirs = per["wxlogistics"] - per[BASELINE], per["aiohttp"] - per[BASELINE]
+        lines += [
+            "",
+            f"Instructions per request: uvicorn + FastAPI alone (`{BASELINE}`: the handler "
+            f"calls nothing) {per[BASELINE]:,.0f}; the call on top of it: wxlogistics "
+            f"{ours:,.0f}, raw aiohttp {theirs:,.0f} (ratio {ours / theirs:.2f}).",
+        ]
+    return lines
+
+
 def render(report: dict[str, Any]) -> str:
     """The markdown table of a report."""
     m, s, cfg = report["machine"], report["summary"], report["settings"]
     v = report["versions"]
+    ir = report.get("instructions")
+    if not cfg["rounds"]:  # --rounds 0: the callgrind figures alone
+        return (
+            "\n".join(
+                [
+                    f"FastAPI service awaiting `cancel_order` vs the same service on raw aiohttp, "
+                    f"instructions only (no timed rounds). uvicorn {v['uvicorn']} (1 worker, "
+                    f"loop=asyncio, http={cfg['uvicorn']['http']}, no access log), "
+                    f"FastAPI {v['fastapi']}, aiohttp {v['aiohttp']}, wxlogistics "
+                    f"{v['wxlogistics']}; Python {m['python']}.",
+                    "",
+                    *render_instructions(ir),
+                ]
+            )
+            + "\n"
+        )
     ratio, implied = s["ratio_requests_per_s"], s["implied_by_cpu"]
     lines = [
         f"FastAPI service awaiting `cancel_order` vs the same service on raw aiohttp: "
@@ -745,6 +967,8 @@ def render(report: dict[str, Any]) -> str:
             f"calls nothing) {base:.3f} ms; the call on top of it: wxlogistics {ours:.3f} ms, raw "
             f"aiohttp {theirs:.3f} ms (ratio {ours / theirs:.2f}).",
         ]
+    if ir:
+        lines += ["", *render_instructions(ir)]
     lines += [
         "",
         "Caveat: one 2-core machine runs the service, the fake WeChat and the load generator. "
