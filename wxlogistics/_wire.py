@@ -633,7 +633,7 @@ class _AiohttpRun(_Run):
         )
         # No session-wide skip_auto_headers: aiohttp would rebuild that set into a multidict
         # on every request. Headers aiohttp would add that the request lacks are skipped per
-        # request instead (see _aiohttp_headers), so exactly httpx's headers are sent.
+        # request instead (see _AiohttpHeaders), so exactly httpx's headers are sent.
         self._session = aiohttp.ClientSession(
             connector=connector,
             auto_decompress=False,
