@@ -86,13 +86,15 @@ def bench(session: nox.Session) -> None:
 
     Writes bench-results/bench.md and bench.json, then bench-results/fastapi.md and .json
     (bench/fastapi_bench.py: a FastAPI + uvicorn service awaiting ``cancel_order`` against
-    the same service on raw aiohttp; it uses ``wrk`` when it is on PATH). Arguments after --
-    go to bench/bench.py only, e.g. ``nox -s bench -- --n 2000 --rounds 1`` for a quick look;
-    ``python bench/bench.py --help`` and ``python bench/fastapi_bench.py --help`` list them.
+    the same service on raw aiohttp, timed and counted by callgrind; it uses ``wrk`` when it is
+    on PATH). Arguments after -- go to bench/bench.py only, e.g.
+    ``nox -s bench -- --n 2000 --rounds 1`` for a quick look; ``python bench/bench.py --help``
+    and ``python bench/fastapi_bench.py --help`` list them.
     """
     session.install("-e", ".[test,bench]")
     session.run("python", "bench/bench.py", *session.posargs)
-    session.run("python", "bench/fastapi_bench.py")
+    # --instructions: the service's instructions per request under callgrind (noise-free).
+    session.run("python", "bench/fastapi_bench.py", "--instructions", "300")
 
 
 @nox.session
