@@ -166,3 +166,63 @@ async def test_fetch_timeout_leaves_no_secret_in_frames(source: str) -> None:
             await cache.get(client._transport)
     assert entered.is_set()  # the request was in flight, holding the secret, when cut
     assert_nowhere(info.value, SECRET)
+
+
+# -- a caller's deadline or cancellation during a call: no token in the frames ------------------
+
+WIRE_TOKEN = "TOP-SECRET-TOKEN-in-the-url-42"
+
+
+class _FixedToken:
+    async def fetch(self, endpoint: wx.TokenEndpoint) -> wx.IssuedToken:
+        return wx.IssuedToken(value=WIRE_TOKEN, expires_in=7200)
+
+
+async def _cut_call(url: str, cut: str) -> BaseException:
+    """A cancel on the default wire, cut while in flight; what the caller caught.
+
+    Apart from the test's own frame: that one holds the server, which saw the token.
+    """
+    import asyncio  # noqa: TID251 - asyncio's own ways of cutting a call are under test
+
+    async with wx.AsyncLogistics(base_url=url, token_source=_FixedToken()) as client:
+        if cut == "fail_after":
+            with pytest.raises(TimeoutError) as info, anyio.fail_after(0.5):
+                await client.cancel_order(**IDS)
+            return info.value
+        if cut == "wait_for":
+            with pytest.raises(TimeoutError) as info:
+                await asyncio.wait_for(client.cancel_order(**IDS), 0.5)
+            return info.value
+        task = asyncio.ensure_future(client.cancel_order(**IDS))
+        await anyio.sleep(0.3)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError) as cancelled:
+            await task
+        return cancelled.value
+
+
+async def _hang(req: Any, stream: Any) -> bool:
+    await anyio.sleep_forever()
+    return False
+
+
+async def test_a_callers_deadline_leaves_no_token_in_frames() -> None:
+    """Cut by anyio.fail_after while the cancel is on a real socket (asyncio and trio)."""
+    from .wire_server import wire_server
+
+    async with wire_server(_hang) as server:
+        caught = await _cut_call(server.url, "fail_after")
+        assert WIRE_TOKEN in server.requests[0].target  # the token was on the wire
+    assert_nowhere(caught, WIRE_TOKEN)
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+@pytest.mark.parametrize("cut", ["wait_for", "cancel"])
+async def test_a_cancelled_task_leaves_no_token_in_frames(cut: str) -> None:
+    from .wire_server import wire_server
+
+    async with wire_server(_hang) as server:
+        caught = await _cut_call(server.url, cut)
+        assert WIRE_TOKEN in server.requests[0].target
+    assert_nowhere(caught, WIRE_TOKEN)

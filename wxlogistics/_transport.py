@@ -412,6 +412,18 @@ class Transport:
                     raise
                 del exc
                 error = ClientClosedError("the httpx client was closed; create a new client")
+            except BaseException as exc:
+                # Cancelled (a caller's deadline, a shutdown) or interrupted: the frames the
+                # exception came up through, httpx's, the wire's and aiohttp's, hold the
+                # request, whose URL carries the access token, and error trackers record every
+                # frame's locals, chained exceptions included (a deadline's TimeoutError chains
+                # this one). So it goes on from this frame, without the frames beneath it and
+                # without this frame's request. An error of a user's own event hook (an
+                # Exception) keeps its traceback: its frames are the user's to read.
+                del request, url
+                if isinstance(exc, Exception):
+                    raise
+                raise exc.with_traceback(None)  # noqa: B904 - the same exception, not a new one
             else:
                 status = response.status_code
                 content = response.content
