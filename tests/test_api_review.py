@@ -128,3 +128,34 @@ async def test_a_gateway_echoing_bind_account_body_shows_no_password() -> None:
     assert "Carrier-PassW0rd-xyz" not in info.value.body
     assert '"password":"***"' in info.value.body
     assert "Carrier-PassW0rd-xyz" not in str(info.value)
+
+
+def _echoing_router(status: int) -> Any:
+    """WeChat (200) or a gateway (400) quoting the password without any key."""
+    secret = _PASSWORD[0].strip()
+    answer = {"errcode": 9300531, "errmsg": f"wrong password {secret}", "echo": [secret]}
+    router = make_router()
+    router.post(STABLE).mock(return_value=token_response())
+    router.post("/cgi-bin/express/business/account/bind").mock(
+        return_value=httpx.Response(status, json=answer)
+    )
+    return router
+
+
+@pytest.mark.parametrize("status", [200, 400])
+async def test_a_password_echoed_bare_is_masked(status: int) -> None:
+    """errmsg, payload and body that quote the password without a key are masked too."""
+    async with wired(_echoing_router(status)) as client:
+        with pytest.raises(wx.WxLogisticsError) as info:
+            await client.bind_account(
+                type="bind", biz_id="b", delivery_id="YTO", password=_PASSWORD[0].strip()
+            )
+    error = info.value
+    if status == 200:
+        assert isinstance(error, wx.AccountCredentialsError)
+        assert error.errmsg == "wrong password ***"
+        assert error.payload["echo"] == ["***"]
+    else:
+        assert isinstance(error, wx.ResponseError)
+        assert "wrong password ***" in error.body
+    assert_nowhere(error, "Carrier-PassW0rd-xyz")

@@ -183,7 +183,7 @@ async def _cut_call(url: str, cut: str) -> BaseException:
 
     Apart from the test's own frame: that one holds the server, which saw the token.
     """
-    import asyncio  # noqa: TID251 - asyncio's own ways of cutting a call are under test
+    import asyncio
 
     async with wx.AsyncLogistics(base_url=url, token_source=_FixedToken()) as client:
         if cut == "fail_after":

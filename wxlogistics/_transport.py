@@ -37,7 +37,7 @@ from ._redact import redact
 from ._retry import RetryPolicy
 from ._tokens import AccessToken, TokenCache
 
-__all__ = ["ConfirmedPayload", "Endpoint", "Timeouts", "Transport", "encode_json"]
+__all__ = ["ConfirmedPayload", "Endpoint", "Timeouts", "Transport", "encode_json", "scrub"]
 
 DEFAULT_CLOSE_GRACE = 5.0
 """Seconds ``aclose()`` waits for attempts in flight before closing the connections."""
@@ -577,7 +577,7 @@ class Transport:
                 status_code=200,
                 path=path,
             )
-        payload = _scrub(payload, self._secrets_of())
+        payload = scrub(payload, self._secrets_of())
         errmsg = payload.get("errmsg")
         text = errmsg if isinstance(errmsg, str) else ""
         if token_endpoint:
@@ -688,7 +688,7 @@ def _is_ambiguous(error: WxLogisticsError) -> bool:
 _SECRET_KEYS = frozenset({"access_token", "secret", "appsecret", "app_secret"})
 
 
-def _scrub(value: Any, secrets: tuple[str, ...], depth: int = 0) -> Any:
+def scrub(value: Any, secrets: tuple[str, ...], depth: int = 0) -> Any:
     """A copy of a decoded payload with secrets masked at any depth (keys and values)."""
     if isinstance(value, str):
         return redact(value, *secrets)
@@ -696,11 +696,11 @@ def _scrub(value: Any, secrets: tuple[str, ...], depth: int = 0) -> Any:
         return "***"
     if isinstance(value, dict):
         return {
-            key: "***" if str(key).lower() in _SECRET_KEYS else _scrub(item, secrets, depth + 1)
+            key: "***" if str(key).lower() in _SECRET_KEYS else scrub(item, secrets, depth + 1)
             for key, item in value.items()
         }
     if isinstance(value, list):
-        return [_scrub(item, secrets, depth + 1) for item in value]
+        return [scrub(item, secrets, depth + 1) for item in value]
     return value
 
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from wxlogistics._endpoints import BIND_ACCOUNT, GET_ALL_ACCOUNT
-from wxlogistics._exceptions import ValidationError
+from wxlogistics._exceptions import ValidationError, WxLogisticsError
 from wxlogistics._models._common import ApiResult
 from wxlogistics._models.accounts import BindAccountRequest, GetAllAccountResult
+from wxlogistics._redact import redact
+from wxlogistics._transport import scrub
 
 from ._base import Resource
 
@@ -52,7 +54,14 @@ class AccountsResource(Resource):
         del password
         if error is not None:
             raise error
-        return await self._request(BIND_ACCOUNT, request, ApiResult)
+        try:
+            return await self._request(BIND_ACCOUNT, request, ApiResult)
+        except WxLogisticsError as exc:
+            if request.password:
+                # A carrier or gateway may echo the password bare in errmsg or in a body
+                # ("wrong password hunter22"): the key-based masking cannot see it there.
+                _mask(exc, request.password)
+            raise
 
     async def get_all_account(self) -> GetAllAccountResult:
         """Every bound account with its quota and services (getAllAccount; GET, retried).
@@ -61,3 +70,13 @@ class AccountsResource(Resource):
             APIError: WeChat refused; TransportError, ResponseError: after retries.
         """
         return await self._request(GET_ALL_ACCOUNT, None, GetAllAccountResult)
+
+
+def _mask(error: WxLogisticsError, secret: str) -> None:
+    """Mask ``secret`` in ``error``'s message, text attributes and payload, in place."""
+    error.args = tuple(redact(a, secret) if isinstance(a, str) else a for a in error.args)
+    for name, value in list(vars(error).items()):
+        if isinstance(value, str):
+            setattr(error, name, redact(value, secret))
+        elif isinstance(value, (dict, list)):
+            setattr(error, name, scrub(value, (secret,)))
