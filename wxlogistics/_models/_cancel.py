@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any, Literal
 
 import attrs
@@ -21,7 +22,7 @@ from wxlogistics._exceptions import (
     WaybillNotFoundError,
     WxLogisticsError,
 )
-from wxlogistics._transport import ConfirmedPayload
+from wxlogistics._transport import ConfirmedPayload, encode_json
 from wxlogistics._validate import check_id as check_id  # re-exported: callers import it from here
 
 __all__ = ["CancelOrderRequest", "CancelOrderResult", "CancelOutcome", "CancelStatus"]
@@ -67,27 +68,37 @@ class CancelOrderRequest:
         return body
 
 
-def cancel_body(
+def cancel_json(
     order_id: object, delivery_id: object, waybill_id: object, openid: object = None
-) -> dict[str, str]:
+) -> bytes:
     """The cancelOrder JSON body for these ids, validated as :class:`CancelOrderRequest` does.
 
     The hot path of ``cancel_order``: the ids are checked in the record's field order (the
-    same first error, the same message) without building the record, which costs a frozen
-    attrs instance and four validator calls (about a tenth of the client's own work per call).
+    same first error, the same message) without building the record (a frozen attrs instance
+    and four validator calls), and the three strings are quoted by the JSON encoder's own
+    string function into the bytes ``encode_json(record.to_body())`` gives, without a pass of
+    the encoder over a dict. With an ``openid``, the record is built as usual.
     """
     if openid is not None:
-        return CancelOrderRequest(
-            order_id=order_id,  # type: ignore[arg-type]
-            delivery_id=delivery_id,  # type: ignore[arg-type]
-            waybill_id=waybill_id,  # type: ignore[arg-type]
-            openid=openid,  # type: ignore[arg-type]
-        ).to_body()
-    return {
-        "order_id": check_id("order_id", order_id),
-        "delivery_id": check_id("delivery_id", delivery_id),
-        "waybill_id": check_id("waybill_id", waybill_id),
-    }
+        return encode_json(
+            CancelOrderRequest(
+                order_id=order_id,  # type: ignore[arg-type]
+                delivery_id=delivery_id,  # type: ignore[arg-type]
+                waybill_id=waybill_id,  # type: ignore[arg-type]
+                openid=openid,  # type: ignore[arg-type]
+            ).to_body()
+        )
+    quoted = (
+        _quote(check_id("order_id", order_id)),
+        _quote(check_id("delivery_id", delivery_id)),
+        _quote(check_id("waybill_id", waybill_id)),
+    )
+    return (_CANCEL_JSON % quoted).encode()
+
+
+_CANCEL_JSON = '{"order_id":%s,"delivery_id":%s,"waybill_id":%s}'
+# What json.JSONEncoder(ensure_ascii=False) quotes a str with (C when available).
+_quote = json.encoder.encode_basestring
 
 
 def _optional_int(value: object) -> int | None:

@@ -16,7 +16,7 @@ from wxlogistics._exceptions import (
     WaybillNotFoundError,
     WxLogisticsError,
 )
-from wxlogistics._models._cancel import CancelOrderRequest, CancelOrderResult, cancel_body
+from wxlogistics._models._cancel import CancelOrderRequest, CancelOrderResult, cancel_json
 from wxlogistics._models._convert import structure_items, structure_result, to_body
 from wxlogistics._models.orders import (
     MAX_BATCH_ORDERS,
@@ -241,11 +241,11 @@ class OrdersResource(Resource):
             WaybillNotFoundError, OrderNotFoundError, CarrierError, APIError: other refusals.
             TransportError, ResponseError: the network or the answer failed, after retries.
         """
-        body = cancel_body(order_id, delivery_id, waybill_id, openid)
+        body = cancel_json(order_id, delivery_id, waybill_id, openid)
         if self._closed:
             raise ClientClosedError("this AsyncLogistics is closed; create a new one")
         # Not via self.cancel() nor Transport.call(): two coroutines fewer on the hot path.
-        outcome = await self._transport.attempts(CANCEL_ORDER, encode_json(body))
+        outcome = await self._transport.attempts(CANCEL_ORDER, body)
         if isinstance(outcome, WxLogisticsError):
             raise outcome  # this frame holds no URL, token or raw payload
         return CancelOrderResult.from_api(outcome)
