@@ -179,3 +179,30 @@ def test_result_fields_from_any_payload(payload: dict[str, Any]) -> None:
     )
     assert type(result.errcode) is int
     assert result.payload is payload
+
+
+@given(
+    st.one_of(
+        st.text(max_size=30),
+        st.builds(json.dumps, st.dictionaries(st.text(max_size=5), _JSON_VALUE, max_size=4)),
+        st.sampled_from(['{"a":1} ', ' {"a":1}', '{"a":1}{', '{"a":', "{}", '{"a":"\x01"}', "[1]"]),
+    ),
+    st.sampled_from(["utf-8", "latin-1"]),
+)
+def test_answer_bodies_decode_as_the_json_decoder_does(text: str, encoding: str) -> None:
+    from wxlogistics._transport import decode_json
+
+    try:
+        content = text.encode(encoding)
+    except UnicodeEncodeError:
+        return
+    decoder = json.JSONDecoder(strict=False)
+    try:
+        expected: Any = ("value", decoder.decode(content.decode()))
+    except ValueError as exc:
+        expected = ("error", type(exc))
+    try:
+        got: Any = ("value", decode_json(content))
+    except ValueError as exc:
+        got = ("error", type(exc))
+    assert got == expected

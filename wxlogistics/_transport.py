@@ -83,7 +83,27 @@ class Endpoint:
 
 # Built once: json.dumps/json.loads with keyword arguments build a new coder on every call.
 _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-_decode = json.JSONDecoder(strict=False).decode  # tolerate control characters, as wechatpy does
+_decoder = json.JSONDecoder(strict=False)  # tolerate control characters, as wechatpy does
+_decode = _decoder.decode
+_scan: Any = getattr(_decoder, "scan_once")  # noqa: B009 - typeshed does not declare it
+
+
+def decode_json(content: bytes) -> Any:
+    """An answer body (UTF-8 JSON) decoded as ``_decoder.decode(content.decode())`` does.
+
+    A body that is one object with nothing around it (WeChat's answers) goes straight to the
+    decoder's scanner; anything else (white space, other values, errors) through ``decode``.
+    Raises ValueError (UnicodeDecodeError, JSONDecodeError) as ``decode`` does.
+    """
+    text = content.decode()
+    if text[:1] == "{":
+        try:
+            value, end = _scan(text, 0)
+        except StopIteration:  # what the scanner raises instead of a JSONDecodeError
+            end = -1
+        if end == len(text):
+            return value
+    return _decode(text)
 
 
 def encode_json(body: Mapping[str, Any]) -> bytes:
@@ -432,7 +452,7 @@ class Transport:
                 payload = None
                 if status == 200:
                     try:
-                        payload = _decode(content.decode())
+                        payload = decode_json(content)
                     except ValueError:  # UnicodeDecodeError included
                         payload = None
                 if type(payload) is not dict:
