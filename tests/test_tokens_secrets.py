@@ -191,7 +191,8 @@ async def _cut_call(url: str, cut: str) -> BaseException:
                 await client.cancel_order(**IDS)
             return info.value
         if cut == "wait_for":
-            with pytest.raises(TimeoutError) as info:
+            # asyncio.TimeoutError: not the builtin TimeoutError on Python 3.10.
+            with pytest.raises((TimeoutError, asyncio.TimeoutError)) as info:
                 await asyncio.wait_for(client.cancel_order(**IDS), 0.5)
             return info.value
         task = asyncio.ensure_future(client.cancel_order(**IDS))
