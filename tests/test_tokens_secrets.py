@@ -227,3 +227,34 @@ async def test_a_cancelled_task_leaves_no_token_in_frames(cut: str) -> None:
         caught = await _cut_call(server.url, cut)
         assert WIRE_TOKEN in server.requests[0].target
     assert_nowhere(caught, WIRE_TOKEN)
+
+
+# -- a caller's deadline during the token fetch: no app secret in the frames ----------------
+
+
+@pytest.mark.parametrize("source", ["stable", "classic"])
+async def test_a_callers_deadline_during_the_token_fetch_leaves_no_secret_in_frames(
+    source: str,
+) -> None:
+    """The fetch runs in the caller's task: the frames the cancellation goes up through held
+    the app secret (the token request's ``body``: stable's JSON with ``"secret"``; ``query``:
+    classic's ``&secret=``), chained into fail_after's TimeoutError."""
+    from .wire_server import wire_server
+
+    async with wire_server(_hang) as server:
+        caught = await _cut_during_the_fetch(server.url, source)
+        assert "token" in server.requests[0].path  # cut while the fetch was on the wire
+    assert_nowhere(caught, SECRET)
+
+
+async def _cut_during_the_fetch(url: str, source: str) -> BaseException:
+    """What the caller caught (this frame, unlike the test's, holds no server that saw it)."""
+    async with wx.AsyncLogistics(
+        APPID,
+        SECRET,
+        base_url=url,
+        token_source=source,  # type: ignore[arg-type]
+    ) as client:
+        with pytest.raises(TimeoutError) as info, anyio.fail_after(0.5):
+            await client.cancel_order(**IDS)
+    return info.value

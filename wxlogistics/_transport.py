@@ -342,10 +342,12 @@ class Transport:
         del params, json  # they hold the secret; the frame that raises must not
         hooks = self._hooks
         observer = None if hooks is None else _Observer(hooks, endpoint_name(path))
-        outcome = await self._attempts(
-            method, path, body, idempotent=True, query=query, observer=observer
-        )
-        del query, body
+        try:
+            outcome = await self._attempts(
+                method, path, body, idempotent=True, query=query, observer=observer
+            )
+        finally:
+            del query, body  # also when cancelled: a deadline's TimeoutError chains that
         if isinstance(outcome, WxLogisticsError):
             raise outcome
         return outcome
@@ -438,9 +440,10 @@ class Transport:
                 # request, whose URL carries the access token, and error trackers record every
                 # frame's locals, chained exceptions included (a deadline's TimeoutError chains
                 # this one). So it goes on from this frame, without the frames beneath it and
-                # without this frame's request. An error of a user's own event hook (an
+                # without this frame's request, nor the body or query of a token request
+                # (they hold the app secret). An error of a user's own event hook (an
                 # Exception) keeps its traceback: its frames are the user's to read.
-                del request, url
+                del request, url, body, query
                 if isinstance(exc, Exception):
                     raise
                 raise exc.with_traceback(None)  # noqa: B904 - the same exception, not a new one

@@ -668,7 +668,11 @@ class _AiohttpRun(_Run):
         if yurl is None:
             if len(self._urls) > 512:
                 self._urls.clear()
-            yurl = self._urls[text] = self._yarl_url(text, encoded=True)
+            yurl = self._yarl_url(text, encoded=True)
+            if yurl.raw_user is not None or yurl.raw_password is not None:
+                # httpx turned them into an Authorization header; aiohttp would refuse both.
+                yurl = yurl.with_user(None)
+            self._urls[text] = yurl
         return yurl
 
     async def send(self, request: httpx.Request) -> httpx.Response:
@@ -690,7 +694,7 @@ class _AiohttpRun(_Run):
             self._headers[snapshot] = prepared
         body = request.content if hasattr(request, "_content") else await request.aread()
         yurl = self._yarl(url)
-        headers, skip = prepared.for_request(yurl, body)
+        headers, skip = prepared.for_request(yurl, request.method, body)
         ssl_context: Any = owner._ssl_context() if url.scheme == "https" else False
         proxy = owner.proxy_for(url) if owner._proxies else None
         resend = extensions.get(SAFE_TO_REPEAT, False)
@@ -712,6 +716,7 @@ class _AiohttpRun(_Run):
                         data=body or None,
                         headers=headers,
                         skip_auto_headers=skip,
+                        chunked=prepared.chunked or None,
                         allow_redirects=False,
                         timeout=timeout,
                         ssl=ssl_context,
@@ -777,17 +782,29 @@ class _AiohttpHeaders:
     """One httpx header list as aiohttp should get it, prepared once per distinct list.
 
     aiohttp writes ``Host`` from the URL and ``Content-Length`` from a bytes body itself, and
-    adds ``Accept``, ``Accept-Encoding``, ``User-Agent`` and (with a body) ``Content-Type``
-    unless told to skip them. Passing a header aiohttp would write anyway costs a multidict
-    operation or two each, so the two it derives are left out when they carry the value
-    aiohttp would write; the auto headers the request lacks are skipped, so the server sees
-    httpx's headers and no others.
+    adds ``Accept``, ``Accept-Encoding``, ``User-Agent`` and (with a body, or on POST, PUT and
+    PATCH) ``Content-Type`` unless told to skip them. Passing a header aiohttp would write
+    anyway costs a multidict operation or two each, so the two it derives are left out when
+    they carry the value aiohttp would write; the auto headers the request lacks are skipped,
+    so the server sees httpx's headers and no others. aiohttp writes header text as UTF-8,
+    which is how httpx stores a text value; a chunked body (``Transfer-Encoding: chunked``,
+    httpx's framing for a body of unknown length) is framed by aiohttp, told so.
     """
 
-    __slots__ = ("all", "host", "lean", "length", "skip", "skip_with_body")
+    __slots__ = ("all", "chunked", "host", "lean", "length", "skip", "skip_with_body")
 
     def __init__(self, raw: tuple[tuple[bytes, bytes], ...], multidict: Any) -> None:
-        pairs = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in raw]
+        try:
+            pairs = [(k.decode(), v.decode()) for k, v in raw]
+        except UnicodeDecodeError:
+            raise httpx.LocalProtocolError(
+                "a request header is not UTF-8 text, which the aiohttp wire cannot send as is"
+            ) from None
+        self.chunked = any(
+            k.lower() == "transfer-encoding" and "chunked" in v.lower() for k, v in pairs
+        )
+        if self.chunked:  # aiohttp writes its own when told the body is chunked
+            pairs = [(k, v) for k, v in pairs if k.lower() != "transfer-encoding"]
         self.all = multidict(pairs)
         names = {k.lower() for k, _ in pairs}
         host = [v for k, v in pairs if k.lower() == "host"]
@@ -808,14 +825,18 @@ class _AiohttpHeaders:
             skip.append("content-type")
         self.skip_with_body = tuple(skip) or None
 
-    def for_request(self, url: Any, body: bytes) -> tuple[Any, tuple[str, ...] | None]:
+    def for_request(self, url: Any, method: str, body: bytes) -> tuple[Any, tuple[str, ...] | None]:
         """(headers, skip_auto_headers) for aiohttp, sending ``body`` to ``url``."""
-        skip = self.skip_with_body if body else self.skip
+        # aiohttp adds a Content-Type to a POST, PUT or PATCH even without a body.
+        skip = self.skip_with_body if body or method in _BODY_METHODS else self.skip
         if (self.host is None or self.host == url.host_port_subcomponent) and (
             self.length is None or (body and self.length == str(len(body)))
         ):
             return self.lean, skip
         return self.all, skip
+
+
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})  # aiohttp's ClientRequest.POST_METHODS
 
 
 # Failures before any byte of the answer that a stale keep-alive connection causes.
