@@ -39,3 +39,37 @@ def test_import_is_lazy() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+_ASYNCIO_CALL = """
+import sys
+import anyio
+import wxlogistics as wx
+from wxlogistics.testing import FakeWeChat, serve
+
+
+async def main() -> None:
+    fake = FakeWeChat()
+    fake.add_waybill("o1", "SF", "W1")
+    async with anyio.create_task_group() as tg:
+        port = await tg.start(serve, fake)
+        url = f"http://127.0.0.1:{port}"
+        async with wx.AsyncLogistics(fake.appid, fake.secret, base_url=url) as client:
+            await client.cancel_order(order_id="o1", delivery_id="SF", waybill_id="W1")
+        tg.cancel_scope.cancel()
+    print(sorted(m for m in ("aiohttp", "httpcore", "h11", "trio") if m in sys.modules))
+
+
+anyio.run(main)
+"""
+
+
+def test_calls_on_asyncio_import_neither_httpcore_nor_trio() -> None:
+    """The aiohttp wire needs neither; httpcore imports trio when trio is installed (~5 MB)."""
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", _ASYNCIO_CALL], capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == "['aiohttp']"

@@ -18,8 +18,8 @@ environment as httpx reads them. Per-run state (sessions, pools, the concurrency
 closed when its event loop ends, so one client works across ``asyncio.run`` calls and on
 asyncio then trio.
 
-This module imports httpx, httpcore and (on first use on asyncio) aiohttp; ``import
-wxlogistics`` does not import it.
+This module imports httpx, and aiohttp on first use on asyncio or httpcore (through httpx's
+own transport) on first use on trio; ``import wxlogistics`` does not import it.
 """
 
 from __future__ import annotations
@@ -38,7 +38,6 @@ from collections.abc import AsyncGenerator, Callable, Coroutine, Sequence
 from typing import Any
 
 import anyio
-import httpcore
 import httpx
 
 from ._constants import DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT
@@ -97,14 +96,23 @@ _ORIGINALS: list[Any] = [None, None]  # httpx's and httpcore's methods, once see
 
 
 def _mocked() -> bool:
-    """Whether a test double (respx, pytest-httpx) patches httpx's or httpcore's transport."""
+    """Whether a test double (respx, pytest-httpx) patches httpx's or httpcore's transport.
+
+    httpcore is looked at only once something imported it (respx does, to patch it): the
+    aiohttp wire does not need it, and importing it imports trio when trio is installed
+    (about 5 MB and 45 ms).
+    """
     httpx_method = httpx.AsyncHTTPTransport.handle_async_request
-    httpcore_method = httpcore.AsyncConnectionPool.handle_async_request
+    core = sys.modules.get("httpcore")
+    httpcore_method = None if core is None else core.AsyncConnectionPool.handle_async_request
     if httpx_method is _ORIGINALS[0] and httpcore_method is _ORIGINALS[1]:
         return False
     patched = not (
         getattr(httpx_method, "__module__", "").startswith("httpx.")
-        and getattr(httpcore_method, "__module__", "").startswith("httpcore.")
+        and (
+            httpcore_method is None
+            or getattr(httpcore_method, "__module__", "").startswith("httpcore.")
+        )
     )
     if not patched:
         _ORIGINALS[:] = [httpx_method, httpcore_method]
