@@ -19,13 +19,10 @@ import wxlogistics as wx
 from wxlogistics._wire import WireTransport
 
 from .helpers import IDS
+from .test_wire import Fixed, _sent
 from .wire_server import Req, answer, default_answer, wire_server
 
 pytestmark = pytest.mark.anyio
-
-
-def _sent(req: Req) -> list[tuple[str, str]]:
-    return sorted((k.lower(), v) for k, v in req.header_lines)
 
 
 def _expected(request: httpx.Request) -> list[tuple[str, str]]:
@@ -81,7 +78,7 @@ async def test_a_non_ascii_header_value_is_sent_as_httpx_holds_it() -> None:
     out encoded twice)."""
     async with (
         wire_server() as server,
-        wx.AsyncLogistics(base_url=server.url, token_source=_Fixed(), retry_policy=_ONCE) as client,
+        wx.AsyncLogistics(base_url=server.url, token_source=Fixed(), retry_policy=_ONCE) as client,
     ):
         client.http_client.headers["X-Operator"] = "张三"
         await client.cancel_order(**IDS)
@@ -136,11 +133,6 @@ async def test_a_url_with_credentials_is_sent_with_the_authorization_httpx_built
     seen, sent = await _through_the_wire(send)
     assert seen[0].headers["authorization"] == "Basic dXNlcjpwdw=="
     assert _sent(sent[0]) == _expected(seen[0])
-
-
-class _Fixed:
-    async def fetch(self, endpoint: wx.TokenEndpoint) -> wx.IssuedToken:
-        return wx.IssuedToken(value="TOKEN-review", expires_in=7200)
 
 
 _ONCE = wx.RetryPolicy(max_retries=0)
